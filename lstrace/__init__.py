@@ -1,0 +1,47 @@
+"""lstrace: send every LangChain LLM call to Label Studio for review, correction and rating.
+
+Three ways in, one behaviour::
+
+    lstrace.enable(project_name="Support bot", mode="chat")   # whole process
+
+    @ls_track(project_name="Jokes")                           # one function
+    def tell_joke(topic): ...
+
+    with ls_session(project_name="Eval %Y-%m-%d", tags=["eval"]):   # one block
+        chain.invoke(...)
+
+Every LLM or chat-model call inside becomes a Label Studio task, delivered in
+the background, in batches, through a durable spool.
+"""
+
+from lstrace._community_handler import (
+    LabelStudioCallbackHandler,
+    LabelStudioMode,
+    get_default_label_configs,
+)
+from lstrace._errors import ConfigError, LstraceError
+from lstrace._process import configure, disable, enable, flush, stats
+from lstrace._scope import with_scope
+from lstrace._stats import FlushResult, Stats
+from lstrace._track import ls_session, ls_track
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "FlushResult",
+    "LabelStudioCallbackHandler",
+    "LabelStudioMode",
+    "LstraceError",
+    "Stats",
+    "__version__",
+    "configure",
+    "disable",
+    "enable",
+    "flush",
+    "get_default_label_configs",
+    "ls_session",
+    "ls_track",
+    "stats",
+    "with_scope",
+]

@@ -1,0 +1,184 @@
+"""The Label Studio client: the only module that talks HTTP, through label-studio-sdk.
+
+The SDK is imported lazily (it takes about a second) and built with
+``max_retries=0``: the sender owns retries, so a bulk import is never
+re-posted behind its back. Every failure comes out as a classified
+:class:`~lstrace._errors.DeliveryFailure`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from lstrace._errors import DeliveryFailure, FailureKind
+
+T = TypeVar("T")
+
+_RUN_ID_QUERY_CHUNK = 100
+
+
+class LabelStudioClient:
+    """A thin, typed facade over the SDK calls lstrace needs."""
+
+    def __init__(self, url: str, api_key: str, *, timeout: float = 30.0) -> None:
+        from label_studio_sdk import LabelStudio
+
+        self.url = url
+        self._sdk: Any = LabelStudio(  # type: ignore[no-untyped-call]
+            base_url=url, api_key=api_key, timeout=timeout, max_retries=0
+        )
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except DeliveryFailure:
+            raise
+        except Exception as exc:
+            raise classify(exc, what, self.url) from None
+
+    def projects_titled(self, title: str) -> list[int]:
+        """Ids of projects whose title is exactly ``title`` (the server filters by substring)."""
+
+        def run() -> list[int]:
+            pager = self._sdk.projects.list(title=title, page_size=100)
+            return sorted(p.id for p in pager if p.title == title)
+
+        return self._call(f"list projects titled {title!r}", run)
+
+    def create_project(self, title: str, label_config: str) -> int:
+        project = self._call(
+            f"create project {title!r}",
+            lambda: self._sdk.projects.create(title=title, label_config=label_config),
+        )
+        return int(project.id)
+
+    def delete_project(self, project_id: int) -> None:
+        self._call(f"delete project {project_id}", lambda: self._sdk.projects.delete(id=project_id))
+
+    def project_config(self, project_id: int) -> Mapping[str, Any]:
+        """The project's ``parsed_label_config``."""
+        project = self._call(
+            f"get project {project_id}", lambda: self._sdk.projects.get(id=project_id)
+        )
+        return dict(project.parsed_label_config or {})
+
+    def task_count(self, project_id: int) -> int:
+        project = self._call(
+            f"get project {project_id}", lambda: self._sdk.projects.get(id=project_id)
+        )
+        return int(project.task_number or 0)
+
+    def import_tasks(self, project_id: int, tasks: Sequence[Mapping[str, Any]]) -> int:
+        """Bulk-import tasks in one request; returns how many the server stored."""
+        response = self._call(
+            f"import {len(tasks)} tasks into project {project_id}",
+            lambda: self._sdk.projects.import_tasks(
+                id=project_id,
+                request=list(tasks),
+                return_task_ids=True,
+                request_options={"max_retries": 0},
+            ),
+        )
+        return int(getattr(response, "task_count", None) or len(tasks))
+
+    def existing_run_ids(self, project_id: int, run_ids: Iterable[str]) -> set[str]:
+        """Which of ``run_ids`` already are tasks of the project (``data.run_id``)."""
+        wanted = list(run_ids)
+        found: set[str] = set()
+        for start in range(0, len(wanted), _RUN_ID_QUERY_CHUNK):
+            chunk = wanted[start : start + _RUN_ID_QUERY_CHUNK]
+            query = json.dumps(
+                {
+                    "filters": {
+                        "conjunction": "or",
+                        "items": [
+                            {
+                                "filter": "filter:tasks:data.run_id",
+                                "operator": "equal",
+                                "type": "String",
+                                "value": run_id,
+                            }
+                            for run_id in chunk
+                        ],
+                    }
+                }
+            )
+
+            def run(query: str = query) -> set[str]:
+                pager = self._sdk.tasks.list(project=project_id, query=query, page_size=100)
+                return {str((task.data or {}).get("run_id")) for task in pager}
+
+            found |= self._call(f"look up run ids in project {project_id}", run) & set(chunk)
+        return found
+
+
+def classify(exc: BaseException, what: str, url: str) -> DeliveryFailure:
+    """Turn an SDK or httpx exception into a :class:`DeliveryFailure` with a clear message."""
+    import httpx
+    from label_studio_sdk.core.api_error import ApiError
+
+    if isinstance(exc, ApiError):
+        status = exc.status_code or 0
+        retry_after = _retry_after(exc.headers or {})
+        detail = _short(exc.body)
+        if status in (401, 403):
+            return DeliveryFailure(
+                FailureKind.AUTH,
+                f"Label Studio at {url} refused the API key ({status}) while trying to {what}. "
+                "Set LABEL_STUDIO_API_KEY or pass api_key=... with a valid token "
+                "(Account & Settings > Access Token). Tasks stay in the spool.",
+                status=status,
+            )
+        if status == 404:
+            return DeliveryFailure(
+                FailureKind.NOT_FOUND,
+                f"Label Studio at {url} answered 404 while trying to {what}: {detail}. "
+                "Check project_id (or LABEL_STUDIO_PROJECT_ID) and url.",
+                status=status,
+            )
+        if status in (400, 413, 422):
+            return DeliveryFailure(
+                FailureKind.REJECTED,
+                f"Label Studio refused to {what} ({status}): {detail}",
+                status=status,
+            )
+        return DeliveryFailure(
+            FailureKind.RETRY,
+            f"Label Studio at {url} answered {status} while trying to {what}: {detail}",
+            status=status,
+            retry_after=retry_after,
+            maybe_sent=status >= 500 or status == 408,
+        )
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return DeliveryFailure(
+            FailureKind.RETRY, f"cannot connect to Label Studio at {url} to {what}: {exc}"
+        )
+    if isinstance(exc, httpx.TransportError):  # read/write timeouts, dropped connections
+        return DeliveryFailure(
+            FailureKind.RETRY,
+            f"connection to Label Studio at {url} failed while trying to {what}: "
+            f"{type(exc).__name__} {exc}",
+            maybe_sent=True,
+        )
+    return DeliveryFailure(
+        FailureKind.RETRY,
+        f"unexpected error while trying to {what} at {url}: {type(exc).__name__}: {exc}",
+        maybe_sent=True,
+    )
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    for key, value in headers.items():
+        if key.lower() == "retry-after":
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                return None
+    return None
+
+
+def _short(body: Any) -> str:
+    text = body if isinstance(body, str) else json.dumps(body, default=str)
+    return text if len(text) <= 300 else text[:300] + "..."

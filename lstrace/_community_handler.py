@@ -1,0 +1,83 @@
+"""A drop-in for langchain-community's ``LabelStudioCallbackHandler``.
+
+Same constructor arguments and behaviour as
+``langchain_community.callbacks.labelstudio_callback.LabelStudioCallbackHandler``
+(a package LangChain no longer maintains), but delivery is lstrace's:
+batched in the background, spooled, retried. Pass it in ``callbacks=[...]``
+as before; an explicit handler takes precedence over any lstrace scope, so a
+call still becomes exactly one task.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from lstrace import _worker
+from lstrace._handler import ScopeHandler
+from lstrace._labelconfig import DEFAULT_CONFIGS
+from lstrace._options import DEFAULT_PROJECT_NAME, make_args, resolve
+from lstrace._scope import Scope
+
+EXPLICIT_DEPTH = 1_000_000  # outranks every scope
+
+
+class LabelStudioMode(enum.Enum):
+    """The two built-in label configs."""
+
+    PROMPT = "prompt"
+    CHAT = "chat"
+
+
+def get_default_label_configs(mode: str | LabelStudioMode) -> tuple[str, LabelStudioMode]:
+    """The default label config for ``mode``, and the mode as an enum member."""
+    try:
+        member = LabelStudioMode(getattr(mode, "value", mode))
+    except ValueError:
+        raise ValueError(f"Mode {mode} is not supported.") from None
+    return DEFAULT_CONFIGS[member.value], member
+
+
+class LabelStudioCallbackHandler(ScopeHandler):
+    """Label Studio callback handler, compatible with langchain-community's.
+
+    Args:
+        api_key: Label Studio API key; overrides ``LABEL_STUDIO_API_KEY``.
+        url: Label Studio URL; overrides ``LABEL_STUDIO_URL`` (default ``http://localhost:8080``).
+        project_id: an existing project's id; overrides ``LABEL_STUDIO_PROJECT_ID``.
+        project_name: the project's title if no id is given (strftime pattern,
+            default ``"LangChain-%Y-%m-%d"``); created if missing.
+        project_config: a custom labeling config, used when the project is created.
+        mode: ``"prompt"`` (default) or ``"chat"``, or a :class:`LabelStudioMode`.
+
+    Raises:
+        ValueError: for a missing API key or a bad option (a :class:`lstrace.ConfigError`).
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        url: str | None = None,
+        project_id: int | None = None,
+        project_name: str = DEFAULT_PROJECT_NAME,
+        project_config: str | None = None,
+        mode: str | LabelStudioMode = LabelStudioMode.PROMPT,
+    ) -> None:
+        _, member = get_default_label_configs(mode)
+        args = make_args(
+            api_key=api_key,
+            url=url,
+            project_id=project_id,
+            # the original lets LABEL_STUDIO_PROJECT_ID win over the default name
+            project_name=None if project_name == DEFAULT_PROJECT_NAME else project_name,
+            project_config=project_config,
+            mode=member.value,
+        )
+        scope = Scope(resolve(args, None), EXPLICIT_DEPTH)
+        scope.handler = self
+        super().__init__(scope)
+        _worker.prepare(scope.options)
+        destination = scope.options.destination
+        self.mode = member
+        self.project_id = destination.project_id
+        self.project_name = destination.project_title or project_name
+        self.project_config = destination.label_config

@@ -1,0 +1,165 @@
+"""Label configs: the two defaults, offline validation, and where a response goes.
+
+A :class:`Target` says which TextArea receives the model's response as an
+editable prediction, and which object (``Text``, ``Paragraphs``...) shows the
+prompt, under which data key.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from lstrace._errors import ConfigError
+
+Mode = Literal["prompt", "chat"]
+MODES: tuple[str, ...] = ("prompt", "chat")
+
+PROMPT_CONFIG = """<View>
+<Style>
+    .prompt-box {
+        background-color: white;
+        border-radius: 10px;
+        box-shadow: 0px 4px 6px rgba(0, 0, 0, 0.1);
+        padding: 20px;
+    }
+</Style>
+<View className="root">
+    <View className="prompt-box">
+        <Text name="prompt" value="$prompt"/>
+    </View>
+    <TextArea name="response" toName="prompt"
+              maxSubmissions="1" editable="true"
+              required="true"/>
+</View>
+<Header value="Rate the response:"/>
+<Rating name="rating" toName="prompt"/>
+</View>"""
+
+CHAT_CONFIG = """<View>
+<View className="root">
+     <Paragraphs name="dialogue"
+               value="$prompt"
+               layout="dialogue"
+               textKey="content"
+               nameKey="role"
+               granularity="sentence"/>
+  <Header value="Final response:"/>
+    <TextArea name="response" toName="dialogue"
+              maxSubmissions="1" editable="true"
+              required="true"/>
+</View>
+<Header value="Rate the response:"/>
+<Rating name="rating" toName="dialogue"/>
+</View>"""
+
+DEFAULT_CONFIGS: Mapping[str, str] = {"prompt": PROMPT_CONFIG, "chat": CHAT_CONFIG}
+
+# Data keys lstrace fills on every task; a custom config may show any of them.
+TASK_DATA_KEYS: frozenset[str] = frozenset(
+    {
+        "prompt",
+        "run_id",
+        "parent_run_id",
+        "model",
+        "tags",
+        "metadata",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "latency_ms",
+        "captured_at",
+        "error",
+    }
+)
+
+_VARIABLE = re.compile(r"\$([A-Za-z_][\w]*)")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a captured call goes in a label config."""
+
+    from_name: str  # the TextArea
+    to_name: str  # the object the TextArea points to
+    value_key: str  # data key the object reads (``$prompt`` -> ``prompt``)
+    object_type: str  # Text, Paragraphs, HyperText...
+
+    @property
+    def wants_dialogue(self) -> bool:
+        """True when the object renders a list of ``{role, content}`` messages."""
+        return self.object_type.lower() == "paragraphs"
+
+
+def default_target(mode: str) -> Target:
+    """The target of a mode's default config (known without parsing)."""
+    if mode == "chat":
+        return Target("response", "dialogue", "prompt", "Paragraphs")
+    return Target("response", "prompt", "prompt", "Text")
+
+
+@functools.lru_cache(maxsize=64)
+def target_from_xml(xml: str) -> Target:
+    """Validate a custom label config offline and find its response target.
+
+    Raises :class:`ConfigError` for malformed XML, a config without a
+    ``TextArea``, or ``$variables`` that lstrace cannot fill.
+    """
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError as exc:
+        raise ConfigError(
+            f"project_config is not well-formed XML ({exc}). "
+            "Pass a Label Studio labeling config such as '<View>...</View>'."
+        ) from exc
+    if root.tag != "View":
+        raise ConfigError(f"project_config must have <View> as its root tag, not <{root.tag}>.")
+    _check_with_label_interface(xml)
+    objects = {el.get("name"): el for el in root.iter() if el.get("value", "").startswith("$")}
+    for el in root.iter("TextArea"):
+        to_name = (el.get("toName") or "").split(",")[0]
+        obj = objects.get(to_name)
+        if el.get("name") and obj is not None:
+            return _checked(
+                xml, Target(el.get("name", ""), to_name, obj.get("value", "")[1:], obj.tag)
+            )
+    raise ConfigError(
+        "project_config has no <TextArea> pointing at an object with a $variable; "
+        "lstrace puts the model's response in a TextArea. Add for example "
+        '<TextArea name="response" toName="prompt" editable="true"/> next to '
+        '<Text name="prompt" value="$prompt"/>.'
+    )
+
+
+def target_from_parsed(parsed: Mapping[str, Any]) -> Target | None:
+    """Find the target in a project's ``parsed_label_config`` from the server."""
+    for name, tag in parsed.items():
+        if tag.get("type") == "TextArea" and tag.get("to_name") and tag.get("inputs"):
+            first = tag["inputs"][0]
+            return Target(name, tag["to_name"][0], first["value"], first["type"])
+    return None
+
+
+def _checked(xml: str, target: Target) -> Target:
+    unknown = sorted(set(_VARIABLE.findall(xml)) - TASK_DATA_KEYS - {target.value_key})
+    if unknown:
+        raise ConfigError(
+            f"project_config uses data variables lstrace does not fill: "
+            f"{', '.join('$' + v for v in unknown)}. Use only "
+            f"{', '.join('$' + k for k in sorted(TASK_DATA_KEYS))}."
+        )
+    return target
+
+
+def _check_with_label_interface(xml: str) -> None:
+    """Run the SDK's own config parser; it knows every tag's rules."""
+    from label_studio_sdk.label_interface.interface import LabelInterface
+
+    try:
+        LabelInterface(xml)
+    except Exception as exc:  # the SDK raises assorted types for bad configs
+        raise ConfigError(f"project_config was rejected by Label Studio's parser: {exc}") from exc

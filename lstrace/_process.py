@@ -1,0 +1,98 @@
+"""Process-wide controls: ``enable``/``disable``, ``flush``, ``stats``, ``configure``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from lstrace import _worker
+from lstrace._options import make_args
+from lstrace._scope import set_global
+from lstrace._stats import FlushResult, Stats
+
+
+def enable(
+    *,
+    project_name: str | None = None,
+    project_id: int | str | None = None,
+    project_config: str | None = None,
+    mode: str | None = None,
+    url: str | None = None,
+    api_key: str | None = None,
+    tags: Iterable[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> None:
+    """Capture every LangChain LLM call of this process, outside any narrower scope.
+
+    Call once at startup; a second call replaces the first. ``ls_session`` and
+    ``@ls_track`` scopes inside still take precedence and inherit what they do
+    not set. Raises :class:`lstrace.ConfigError` for a bad option. Also starts
+    delivering tasks an earlier process left in the spool.
+    """
+    set_global(
+        make_args(
+            project_name=project_name,
+            project_id=project_id,
+            project_config=project_config,
+            mode=mode,
+            url=url,
+            api_key=api_key,
+            tags=tags,
+            metadata=metadata,
+        )
+    )
+
+
+def disable() -> None:
+    """Undo :func:`enable`. Captured calls still pending are delivered as usual."""
+    set_global(None)
+
+
+def flush(timeout: float = 5.0) -> FlushResult:
+    """Deliver pending tasks, waiting at most ``timeout`` seconds.
+
+    Returns how many were delivered, how many still wait and where (the spool
+    file). Never raises; returns early when Label Studio is unreachable or
+    refuses the key, since waiting would not help.
+    """
+    return _worker.flush(timeout)
+
+
+def stats() -> Stats:
+    """Counters for this process: captured, delivered, retried, spooled, pending, failed."""
+    return _worker.stats()
+
+
+def configure(
+    *,
+    spool_path: str | Path | None = None,
+    batch_size: int | None = None,
+    flush_interval: float | None = None,
+    max_queue: int | None = None,
+    request_timeout: float | None = None,
+    max_backoff: float | None = None,
+    shutdown_timeout: float | None = None,
+) -> None:
+    """Set process-wide delivery settings (each optional; unset ones keep their value).
+
+    ``spool_path``: the SQLite spool file (default ``LSTRACE_SPOOL_PATH`` or the
+    per-user data dir); ``batch_size``: tasks per bulk import; ``flush_interval``:
+    longest wait for a batch to fill; ``max_queue``: in-memory bound before
+    calls go straight to the spool; ``shutdown_timeout``: the exit flush.
+    A running sender is flushed and restarted with the new settings.
+    """
+    for name, value in (("batch_size", batch_size), ("max_queue", max_queue)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            from lstrace._errors import ConfigError
+
+            raise ConfigError(f"{name} must be a positive whole number, not {value!r}.")
+    _worker.configure(
+        spool_path=Path(spool_path).expanduser() if spool_path is not None else None,
+        batch_size=batch_size,
+        flush_interval=flush_interval,
+        max_queue=max_queue,
+        request_timeout=request_timeout,
+        max_backoff=max_backoff,
+        shutdown_timeout=shutdown_timeout,
+    )

@@ -1,0 +1,130 @@
+"""The captured call: the small record the LLM callback hands off, and its content.
+
+The hot path only builds a :class:`CapturedCall` holding references to what
+LangChain passed. :func:`to_content` turns it into a plain, JSON-ready dict on
+the background sender; that dict is what the spool stores.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGeneration, LLMResult
+
+from lstrace._messages import dialogue_as_text, message_text, to_dialogue
+from lstrace._options import Options
+
+
+@dataclass(slots=True)
+class CapturedCall:
+    """One LLM or chat-model call, as seen by the callback handler."""
+
+    options: Options
+    run_id: UUID
+    parent_run_id: UUID | None
+    prompt: str | None  # LLMs
+    messages: Sequence[BaseMessage] | None  # chat models
+    serialized: Mapping[str, Any] | None
+    tags: Sequence[str] | None
+    metadata: Mapping[str, Any] | None
+    invocation_params: Mapping[str, Any] | None
+    name: str | None
+    started_at: float  # time.time()
+    started_perf: float  # time.perf_counter()
+    ended_perf: float = 0.0
+    response: LLMResult | None = None
+    error: BaseException | None = None
+
+
+def to_content(call: CapturedCall) -> dict[str, Any]:
+    """The call as a JSON-ready dict, independent of any label config."""
+    dialogue = to_dialogue(call.messages) if call.messages is not None else None
+    prompt = call.prompt if call.prompt is not None else dialogue_as_text(dialogue or [])
+    responses = _responses(call.response)
+    return {
+        "run_id": str(call.run_id),
+        "parent_run_id": str(call.parent_run_id) if call.parent_run_id else None,
+        "prompt": prompt,
+        "dialogue": dialogue if dialogue is not None else [{"role": "user", "content": prompt}],
+        "responses": responses,
+        "model": model_name(call),
+        "tags": list(dict.fromkeys((*call.options.tags, *(call.tags or ())))),
+        "metadata": _metadata(call),
+        "usage": _usage(call.response),
+        "latency_ms": round((call.ended_perf - call.started_perf) * 1000, 3),
+        "captured_at": _dt.datetime.fromtimestamp(call.started_at, _dt.timezone.utc).isoformat(),
+        "error": repr(call.error) if call.error is not None else None,
+    }
+
+
+def model_name(call: CapturedCall) -> str:
+    """The model's name; falls back to the model class, never empty."""
+    meta = call.metadata or {}
+    params = call.invocation_params or {}
+    for value in (
+        meta.get("ls_model_name"),
+        params.get("model_name"),
+        params.get("model"),
+        params.get("model_id"),
+    ):
+        if isinstance(value, str) and value:
+            return value
+    ids = (call.serialized or {}).get("id") or []
+    if ids and isinstance(ids[-1], str):
+        return ids[-1]
+    return call.name or params.get("_type") or "unknown-model"
+
+
+def _responses(result: LLMResult | None) -> list[str]:
+    if result is None or not result.generations:
+        return []
+    texts = []
+    for generation in result.generations[0]:
+        if isinstance(generation, ChatGeneration):
+            texts.append(message_text(generation.message))
+        else:
+            texts.append(generation.text)
+    return texts
+
+
+def _metadata(call: CapturedCall) -> dict[str, Any]:
+    merged = {**call.options.metadata}
+    for key, value in (call.metadata or {}).items():
+        if not key.startswith(("ls_", "lc_")):  # LangChain's own bookkeeping, not the user's
+            merged.setdefault(key, value)
+    return {str(k): _jsonable(v) for k, v in merged.items()}
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return value
+
+
+def _usage(result: LLMResult | None) -> dict[str, int]:
+    if result is None:
+        return {}
+    usage: dict[str, int] = {}
+    for generation in result.generations[0] if result.generations else []:
+        meta = getattr(getattr(generation, "message", None), "usage_metadata", None)
+        if meta:
+            for ours, theirs in (
+                ("prompt_tokens", "input_tokens"),
+                ("completion_tokens", "output_tokens"),
+                ("total_tokens", "total_tokens"),
+            ):
+                usage[ours] = usage.get(ours, 0) + int(meta.get(theirs, 0))
+    if not usage:
+        token_usage = (result.llm_output or {}).get("token_usage") or {}
+        for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+            if isinstance(token_usage.get(key), int):
+                usage[key] = token_usage[key]
+    return usage

@@ -1,0 +1,114 @@
+"""Scopes: which Label Studio project the LLM calls made right now belong to.
+
+The active scope lives in a ContextVar, so it follows asyncio tasks and
+LangChain's own thread pools (they copy the context). ``enable()`` sets a
+process-wide fallback scope. A raw ``threading.Thread`` starts with an empty
+context: wrap its target with :func:`lstrace.with_scope` to carry the scope in.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar
+
+from lstrace import _worker
+from lstrace._handler import ScopeHandler
+from lstrace._options import Options, ScopeArgs, resolve
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_current: contextvars.ContextVar[Scope | None] = contextvars.ContextVar(
+    "lstrace_scope", default=None
+)
+_global: Scope | None = None
+_seq = itertools.count()
+_lock = threading.Lock()
+
+
+@dataclass(eq=False)
+class Scope:
+    """One entered scope: its resolved options and the handler that captures for it."""
+
+    options: Options
+    depth: int
+    rank: tuple[int, int] = field(init=False)
+    handler: ScopeHandler = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rank = (self.depth, next(_seq))
+        self.handler = ScopeHandler(self)
+
+
+def active() -> Scope | None:
+    """The innermost scope of this context, else the ``enable()`` scope."""
+    return _current.get() or _global
+
+
+def open_scope(args: ScopeArgs, *, depth: int | None = None) -> Scope:
+    """Resolve options against the enclosing scope; raises ``ConfigError`` naming the fix."""
+    outer = active()
+    options = resolve(args, outer.options if outer else None)
+    scope = Scope(options, depth if depth is not None else (outer.depth + 1 if outer else 1))
+    _worker.prepare(options)
+    return scope
+
+
+@contextmanager
+def activated(scope: Scope) -> Iterator[Scope]:
+    """Make ``scope`` the active one for the duration of the block."""
+    token = _current.set(scope)
+    try:
+        yield scope
+    finally:
+        _current.reset(token)
+
+
+def set_global(args: ScopeArgs | None) -> None:
+    """Install (or, with None, remove) the process-wide scope used by ``enable()``."""
+    global _global
+    with _lock:
+        _global = open_scope(args, depth=0) if args is not None else None
+
+
+class _HookVar:
+    """Looks like a ContextVar to LangChain's configure hook; resolves the active handler.
+
+    LangChain calls only ``.get()`` on what is registered, on every run it
+    configures, so this must stay cheap.
+    """
+
+    def get(self) -> ScopeHandler | None:
+        scope = _current.get() or _global
+        return scope.handler if scope is not None else None
+
+
+def with_scope(fn: Callable[P, R]) -> Callable[P, R]:
+    """Wrap ``fn`` to run in the current context (and so the current lstrace scope).
+
+    Use it for raw threads, which start with an empty context::
+
+        threading.Thread(target=lstrace.with_scope(work)).start()
+    """
+    ctx = contextvars.copy_context()
+
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        return ctx.copy().run(fn, *args, **kwargs)
+
+    run.__wrapped__ = fn  # type: ignore[attr-defined]
+    return run
+
+
+def _register_hook() -> None:
+    from langchain_core.tracers.context import register_configure_hook
+
+    hook_var: Any = _HookVar()
+    register_configure_hook(hook_var, inheritable=True)
+
+
+_register_hook()

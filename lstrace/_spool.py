@@ -1,0 +1,265 @@
+"""The durable spool: a SQLite file (WAL mode, mode 0600) holding every task not yet confirmed.
+
+A task is written here before any attempt to send it, and deleted only after
+Label Studio confirmed the import. Each row is claimed by one process (its
+``owner`` token); rows of a process that died are taken over by the next one.
+``maybe_sent`` marks rows whose last import attempt may have reached the
+server, so the sender checks for them there before sending again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lstrace._options import Destination
+
+HEARTBEAT_STALE_S = 60.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS destinations (key TEXT PRIMARY KEY, spec TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    dest TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created REAL NOT NULL,
+    owner TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    maybe_sent INTEGER NOT NULL DEFAULT 0,
+    dead TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS tasks_dest_run ON tasks (dest, run_id);
+CREATE INDEX IF NOT EXISTS tasks_owner ON tasks (owner, dest, id);
+CREATE TABLE IF NOT EXISTS owners (token TEXT PRIMARY KEY, pid INTEGER NOT NULL,
+                                   host TEXT NOT NULL, heartbeat REAL NOT NULL);
+"""
+
+
+def default_path() -> Path:
+    """The per-user spool path (``LSTRACE_SPOOL_PATH`` overrides it)."""
+    env = os.environ.get("LSTRACE_SPOOL_PATH")
+    if env:
+        return Path(env).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "lstrace" / "spool.sqlite3"
+
+
+@dataclass(frozen=True)
+class Row:
+    """A spooled task."""
+
+    id: int
+    run_id: str
+    content: dict[str, Any]
+    maybe_sent: bool
+    created: float
+
+
+class Spool:
+    """Thread-safe access to the spool file; one connection per thread."""
+
+    def __init__(self, path: Path | None, owner: str) -> None:
+        """Open (creating if needed) the spool at ``path``; ``None`` keeps it in memory only."""
+        self.path = path
+        self.owner = owner
+        self._local = threading.local()
+        self._keep: sqlite3.Connection | None = None
+        if path is None:
+            self._uri = f"file:lstrace-{owner}?mode=memory&cache=shared"
+            self._keep = self._db()  # a shared in-memory database lives while one connection does
+        else:
+            self._uri = str(path)
+            self._prepare_file(path)
+        self._db().executescript(_SCHEMA)
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO owners VALUES (?, ?, ?, ?)",
+                (owner, os.getpid(), _host(), time.time()),
+            )
+        self._restrict_sidecars()
+
+    @staticmethod
+    def _prepare_file(path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+
+    def _restrict_sidecars(self) -> None:
+        if self.path is None:
+            return
+        for suffix in ("-wal", "-shm"):
+            side = Path(str(self.path) + suffix)
+            with contextlib.suppress(OSError):
+                side.chmod(0o600)
+
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(
+                self._uri, timeout=30, isolation_level=None, check_same_thread=False, uri=True
+            )
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return db
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def release(self) -> None:
+        """Hand this process's rows back (clean shutdown) so the next process takes them at once."""
+        with self._tx() as db:
+            db.execute("UPDATE tasks SET owner = NULL WHERE owner = ?", (self.owner,))
+            db.execute("DELETE FROM owners WHERE token = ?", (self.owner,))
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    # -- writing -------------------------------------------------------------
+
+    def add(self, items: Iterable[tuple[Destination, dict[str, Any]]]) -> int:
+        """Spool tasks (claimed by this process); returns how many were new."""
+        now = time.time()
+        added = 0
+        with self._tx() as db:
+            for dest, content in items:
+                db.execute(
+                    "INSERT OR IGNORE INTO destinations VALUES (?, ?)",
+                    (dest.key, json.dumps(dest.__dict__)),
+                )
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO tasks (dest, run_id, body, created, owner)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (dest.key, content["run_id"], json.dumps(content), now, self.owner),
+                )
+                added += cur.rowcount
+        return added
+
+    def delete(self, ids: Iterable[int]) -> None:
+        """Forget tasks that Label Studio confirmed."""
+        with self._tx() as db:
+            db.executemany("DELETE FROM tasks WHERE id = ?", [(i,) for i in ids])
+
+    def mark_attempt(self, ids: Iterable[int], *, maybe_sent: bool) -> None:
+        """Record an import attempt and whether it may have reached the server."""
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE tasks SET attempts = attempts + 1, maybe_sent = ? WHERE id = ?",
+                [(int(maybe_sent), i) for i in ids],
+            )
+
+    def mark_dead(self, ids: Iterable[int], reason: str) -> None:
+        """Set aside tasks Label Studio refuses for good; they stay visible in ``status``."""
+        with self._tx() as db:
+            db.executemany("UPDATE tasks SET dead = ? WHERE id = ?", [(reason, i) for i in ids])
+
+    def heartbeat(self) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE owners SET heartbeat = ? WHERE token = ?", (time.time(), self.owner))
+
+    # -- reading -------------------------------------------------------------
+
+    def adopt_orphans(self) -> int:
+        """Claim the rows of processes that died; returns how many rows were taken over."""
+        now = time.time()
+        with self._tx() as db:
+            owners = db.execute("SELECT token, pid, host, heartbeat FROM owners").fetchall()
+            dead = [
+                token
+                for token, pid, host, beat in owners
+                if token != self.owner and (now - beat > HEARTBEAT_STALE_S or not _alive(pid, host))
+            ]
+            taken = 0
+            for token in dead:
+                taken += db.execute(
+                    "UPDATE tasks SET owner = ? WHERE owner = ?", (self.owner, token)
+                ).rowcount
+                db.execute("DELETE FROM owners WHERE token = ?", (token,))
+            taken += db.execute(
+                "UPDATE tasks SET owner = ? WHERE owner IS NULL", (self.owner,)
+            ).rowcount
+        return taken
+
+    def destinations(self) -> list[Destination]:
+        """Destinations with live rows owned by this process."""
+        rows = (
+            self._db()
+            .execute(
+                "SELECT DISTINCT d.spec FROM tasks t JOIN destinations d ON d.key = t.dest"
+                " WHERE t.owner = ? AND t.dead IS NULL",
+                (self.owner,),
+            )
+            .fetchall()
+        )
+        return [Destination(**json.loads(spec)) for (spec,) in rows]
+
+    def take(self, dest: Destination, limit: int) -> list[Row]:
+        """The oldest rows of a destination owned by this process."""
+        rows = (
+            self._db()
+            .execute(
+                "SELECT id, run_id, body, maybe_sent, created FROM tasks"
+                " WHERE owner = ? AND dest = ? AND dead IS NULL ORDER BY id LIMIT ?",
+                (self.owner, dest.key, limit),
+            )
+            .fetchall()
+        )
+        return [Row(i, r, json.loads(b), bool(m), c) for i, r, b, m, c in rows]
+
+    def count(self, *, mine: bool = False) -> int:
+        """Live rows waiting (all processes, or only this one's)."""
+        sql = "SELECT COUNT(*) FROM tasks WHERE dead IS NULL"
+        args: tuple[Any, ...] = ()
+        if mine:
+            sql += " AND owner = ?"
+            args = (self.owner,)
+        return int(self._db().execute(sql, args).fetchone()[0])
+
+    def count_dead(self) -> int:
+        return int(
+            self._db().execute("SELECT COUNT(*) FROM tasks WHERE dead IS NOT NULL").fetchone()[0]
+        )
+
+
+def _host() -> str:
+    return os.uname().nodename if hasattr(os, "uname") else "localhost"
+
+
+def _alive(pid: int, host: str) -> bool:
+    if host != _host():
+        return True  # cannot tell: rely on the heartbeat
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

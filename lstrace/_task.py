@@ -1,0 +1,71 @@
+"""From captured content to a Label Studio task for one label config.
+
+Runs on the background sender. The response becomes a prediction on the
+config's TextArea, so annotators edit it in place; flat data keys (model,
+tokens, latency, tags...) show as Data Manager columns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from lstrace._labelconfig import Target
+from lstrace._messages import dialogue_as_text
+
+TRUNCATION_MARK = "\n[... truncated by lstrace: {n} characters removed ...]"
+MAX_FIELD_CHARS = 200_000
+
+
+def build_task(
+    content: Mapping[str, Any], target: Target, *, max_chars: int = MAX_FIELD_CHARS
+) -> dict[str, Any]:
+    """The import payload (``data`` plus one prediction) for one captured call."""
+    prompt: Any
+    if target.wants_dialogue:
+        prompt = [
+            {"role": turn["role"], "content": truncate(turn["content"], max_chars)}
+            for turn in content["dialogue"]
+        ]
+    else:
+        prompt = truncate(content["prompt"] or dialogue_as_text(content["dialogue"]), max_chars)
+    usage = content.get("usage") or {}
+    data: dict[str, Any] = {
+        "run_id": content["run_id"],
+        "model": content["model"],
+        "tags": ", ".join(content.get("tags") or []),
+        "metadata": truncate(
+            json.dumps(content.get("metadata") or {}, ensure_ascii=False), max_chars
+        ),
+        "parent_run_id": content.get("parent_run_id") or "",
+        "prompt_tokens": usage.get("prompt_tokens"),
+        "completion_tokens": usage.get("completion_tokens"),
+        "total_tokens": usage.get("total_tokens"),
+        "latency_ms": content.get("latency_ms"),
+        "captured_at": content.get("captured_at"),
+    }
+    if content.get("error"):
+        data["error"] = truncate(content["error"], max_chars)
+    data[target.value_key] = prompt
+    texts = [truncate(t, max_chars) for t in content.get("responses") or []]
+    prediction = {
+        "model_version": content["model"] or "unknown-model",
+        "result": [
+            {
+                "from_name": target.from_name,
+                "to_name": target.to_name,
+                "type": "textarea",
+                "value": {"text": texts or [""]},
+            }
+        ],
+    }
+    return {"data": data, "predictions": [prediction]}
+
+
+def truncate(text: str, max_chars: int) -> str:
+    """Cut ``text`` to ``max_chars`` with a visible marker saying how much went."""
+    if len(text) <= max_chars:
+        return text
+    removed = len(text) - max_chars
+    return text[:max_chars] + TRUNCATION_MARK.format(n=removed)

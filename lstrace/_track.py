@@ -1,0 +1,225 @@
+"""The entry points: ``ls_session`` (a context manager) and ``@ls_track`` (a decorator).
+
+Both check their arguments when created and resolve them against the
+enclosing scope when entered; the decorator chooses its wrapper once, at
+decoration time, from the kind of function it wraps. Generators keep their
+scope for their whole life, but it is active only while their own code runs,
+never in the caller between two ``next()`` calls.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping
+from types import TracebackType
+from typing import Any, TypeVar, cast, overload
+
+import wrapt
+
+from lstrace._options import ScopeArgs, make_args
+from lstrace._scope import Scope, _current, activated, open_scope
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ls_session:
+    """Send the LLM calls made inside the block to a Label Studio project.
+
+    Works with ``with`` and ``async with``. Options are resolved at entry:
+    a bad option raises :class:`lstrace.ConfigError` there. Inside, lstrace
+    never raises into your LLM calls.
+    """
+
+    def __init__(
+        self,
+        *,
+        project_name: str | None = None,
+        project_id: int | str | None = None,
+        project_config: str | None = None,
+        mode: str | None = None,
+        url: str | None = None,
+        api_key: str | None = None,
+        tags: Iterable[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._args = make_args(
+            project_name=project_name,
+            project_id=project_id,
+            project_config=project_config,
+            mode=mode,
+            url=url,
+            api_key=api_key,
+            tags=tags,
+            metadata=metadata,
+        )
+        self._tokens: list[Any] = []
+
+    def __enter__(self) -> Scope:
+        scope = open_scope(self._args)
+        self._tokens.append(_current.set(scope))
+        return scope
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        _current.reset(self._tokens.pop())
+
+    async def __aenter__(self) -> Scope:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+@overload
+def ls_track(func: F, /) -> F: ...
+
+
+@overload
+def ls_track(
+    func: None = None,
+    /,
+    *,
+    project_name: str | None = None,
+    project_id: int | str | None = None,
+    project_config: str | None = None,
+    mode: str | None = None,
+    url: str | None = None,
+    api_key: str | None = None,
+    tags: Iterable[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Callable[[F], F]: ...
+
+
+def ls_track(
+    func: Callable[..., Any] | None = None,
+    /,
+    *,
+    project_name: str | None = None,
+    project_id: int | str | None = None,
+    project_config: str | None = None,
+    mode: str | None = None,
+    url: str | None = None,
+    api_key: str | None = None,
+    tags: Iterable[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Any:
+    """Trace every LLM call made while the decorated function runs.
+
+    Usable bare (``@ls_track``) or with options (``@ls_track(project_name=...)``),
+    on functions, coroutines, generators, async generators, methods,
+    classmethods and staticmethods. The function's signature, return value and
+    exceptions are unchanged. Arguments are checked now (``ConfigError``);
+    nothing touches the network at decoration time.
+    """
+    args = make_args(
+        project_name=project_name,
+        project_id=project_id,
+        project_config=project_config,
+        mode=mode,
+        url=url,
+        api_key=api_key,
+        tags=tags,
+        metadata=metadata,
+    )
+    if func is None:
+        return lambda f: _decorate(f, args)
+    return _decorate(func, args)
+
+
+def _decorate(func: F, args: ScopeArgs) -> F:
+    target = getattr(func, "__func__", func)  # classmethod/staticmethod objects
+    if inspect.isasyncgenfunction(target):
+        run: Callable[..., Any] = _run_async_gen
+    elif inspect.iscoroutinefunction(target):
+        run = _run_async
+    elif inspect.isgeneratorfunction(target):
+        run = _run_gen
+    else:
+        run = _run_sync
+
+    @wrapt.decorator
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, a: tuple[Any, ...], kw: dict[str, Any]
+    ) -> Any:
+        return run(args, wrapped, a, kw)
+
+    return cast(F, wrapper(func))
+
+
+def _run_sync(
+    args: ScopeArgs, wrapped: Callable[..., Any], a: tuple[Any, ...], kw: dict[str, Any]
+) -> Any:
+    with activated(open_scope(args)):
+        return wrapped(*a, **kw)
+
+
+async def _run_async(
+    args: ScopeArgs, wrapped: Callable[..., Any], a: tuple[Any, ...], kw: dict[str, Any]
+) -> Any:
+    with activated(open_scope(args)):
+        return await wrapped(*a, **kw)
+
+
+def _run_gen(
+    args: ScopeArgs, wrapped: Callable[..., Any], a: tuple[Any, ...], kw: dict[str, Any]
+) -> Generator[Any, Any, Any]:
+    return _traced_gen(wrapped(*a, **kw), open_scope(args))
+
+
+def _run_async_gen(
+    args: ScopeArgs, wrapped: Callable[..., Any], a: tuple[Any, ...], kw: dict[str, Any]
+) -> AsyncGenerator[Any, Any]:
+    return _traced_async_gen(wrapped(*a, **kw), open_scope(args))
+
+
+def _traced_gen(gen: Generator[Any, Any, Any], scope: Scope) -> Generator[Any, Any, Any]:
+    """Drive ``gen`` step by step with ``scope`` active only while its code runs."""
+    method: Callable[[Any], Any] = gen.send
+    arg: Any = None
+    while True:
+        try:
+            with activated(scope):
+                value = method(arg)
+        except StopIteration as stop:
+            return stop.value
+        try:
+            arg = yield value
+            method = gen.send
+        except GeneratorExit:
+            with activated(scope):
+                gen.close()
+            raise
+        except BaseException as exc:  # thrown in by the caller: pass it on
+            method, arg = gen.throw, exc
+
+
+async def _traced_async_gen(
+    gen: AsyncGenerator[Any, Any], scope: Scope
+) -> AsyncGenerator[Any, Any]:
+    """The async-generator twin of :func:`_traced_gen`."""
+    method: Callable[[Any], Any] = gen.asend
+    arg: Any = None
+    while True:
+        try:
+            with activated(scope):
+                value = await method(arg)
+        except StopAsyncIteration:
+            return
+        try:
+            arg = yield value
+            method = gen.asend
+        except GeneratorExit:
+            with activated(scope):
+                await gen.aclose()
+            raise
+        except BaseException as exc:
+            method, arg = gen.athrow, exc

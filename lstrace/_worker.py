@@ -1,0 +1,351 @@
+"""The background worker: the hand-off queue, the thread that spools and sends, flush and exit.
+
+Modelled on sentry-python's worker: capture on the hot path is an O(1)
+``deque.append``; one daemon thread per process drains the queue into the
+spool (within ``spool_interval``) and has the :class:`Sender` deliver. A full
+queue sends records straight to the spool from the caller's thread, never
+drops them. After ``fork()`` the child starts its own worker and spool owner;
+at interpreter exit a bounded flush runs and says what is left.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lstrace._spool import Spool, default_path
+from lstrace._stats import Counters, FlushResult, Stats
+
+if TYPE_CHECKING:
+    from lstrace._options import Destination, Options
+    from lstrace._record import CapturedCall
+    from lstrace._sender import Sender
+
+logger = logging.getLogger("lstrace")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process-wide delivery settings (see :func:`lstrace.configure`)."""
+
+    spool_path: Path | None = None  # None: LSTRACE_SPOOL_PATH or the per-user data dir
+    batch_size: int = 500
+    flush_interval: float = 1.0  # max seconds a task waits for its batch to fill
+    spool_interval: float = 0.05  # max seconds a captured call stays only in memory
+    max_queue: int = 10_000
+    max_batch_bytes: int = 8_000_000
+    request_timeout: float = 30.0
+    max_backoff: float = 60.0
+    shutdown_timeout: float = 5.0
+
+
+class Worker:
+    """One process's queue, spool and sender thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.queue: deque[CapturedCall] = deque()
+        self.counters = Counters()
+        self.owner = uuid.uuid4().hex
+        self.pid = os.getpid()
+        self.spool_path: Path | None = settings.spool_path or default_path()
+        self._wake = threading.Event()
+        self._sleeping = True
+        self._idle = threading.Condition()
+        self._flushing = 0
+        self._flush_passes = 0
+        self._stopping = False
+        self._keys: dict[str, str] = {}
+        self._sender: Sender | None = None
+        self._spool: Spool | None = None
+        self._overflow_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="lstrace-sender", daemon=True)
+        self._thread.start()
+
+    # -- called from user threads ---------------------------------------------------
+
+    def submit(self, call: CapturedCall) -> None:
+        """Hand off a captured call in O(1); the hot path."""
+        queue = self.queue
+        if len(queue) >= self.settings.max_queue:
+            self._overflow(call)
+            return
+        queue.append(call)
+        if self._sleeping:
+            self._sleeping = False
+            self._wake.set()
+
+    def set_key(self, url: str, api_key: str) -> None:
+        self._keys[url] = api_key
+        self._wake.set()
+
+    def flush(self, timeout: float) -> FlushResult:
+        """Deliver what is pending, for at most ``timeout`` seconds."""
+        deadline = time.time() + max(0.0, timeout)
+        start = self.counters.get("delivered")
+        passes = self._flush_passes
+        with self._idle:
+            self._flushing += 1
+        try:
+            self._wake.set()
+            while True:
+                pending = self.pending()
+                if pending == 0 or time.time() >= deadline or self._blocked_past(deadline, passes):
+                    break
+                with self._idle:
+                    self._idle.wait(min(0.05, max(0.0, deadline - time.time())))
+        finally:
+            with self._idle:
+                self._flushing -= 1
+        return FlushResult(self.counters.get("delivered") - start, pending, self.spool_path)
+
+    def pending(self) -> int:
+        spool = self._spool
+        in_spool = spool.count(mine=True) if spool is not None else 0
+        return len(self.queue) + in_spool
+
+    def stats(self) -> Stats:
+        spool = self._spool
+        c = self.counters
+        return Stats(
+            captured=c.get("captured"),
+            delivered=c.get("delivered"),
+            retried=c.get("retried"),
+            spooled=c.get("spooled"),
+            pending=self.pending(),
+            failed=c.get("failed"),
+            dead=spool.count_dead() if spool is not None else 0,
+            failed_by_reason=c.by_prefix("failed:"),
+            dropped_by_reason=c.by_prefix("dropped:"),
+        )
+
+    def stop(self, timeout: float) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout)
+
+    # -- the thread -------------------------------------------------------------------
+
+    def _blocked_past(self, deadline: float, passes_at_start: int) -> bool:
+        """True when a full sending pass ran during this flush and every destination
+        left is backed off beyond ``deadline`` (server down, key refused)."""
+        sender = self._sender
+        if sender is None or self.queue or self._flush_passes <= passes_at_start:
+            return False
+        states = list(sender.backoff.values())
+        return bool(states) and all(s.next_at > deadline for s in states)
+
+    def _run(self) -> None:
+        from lstrace._sender import Sender
+
+        self._spool = self._open_spool()
+        s = self.settings
+        self._sender = Sender(
+            self._spool,
+            self.counters,
+            batch_size=s.batch_size,
+            max_batch_bytes=s.max_batch_bytes,
+            request_timeout=s.request_timeout,
+            max_backoff=s.max_backoff,
+        )
+        adopted = self._spool.adopt_orphans()
+        if adopted:
+            logger.info("lstrace: %d tasks left by an earlier process will be sent", adopted)
+        last_beat = time.time()
+        while True:
+            self._sleeping = not self.queue
+            self._wake.wait(self._wait_time())
+            self._wake.clear()
+            try:
+                self._step()
+                if time.time() - last_beat > 10:
+                    last_beat = time.time()
+                    self._spool.heartbeat()
+                    self._spool.adopt_orphans()
+            except Exception:
+                logger.exception("lstrace: the sender hit an unexpected error; it keeps going")
+                time.sleep(0.5)
+            with self._idle:
+                self._idle.notify_all()
+            if self._stopping and not self.queue:
+                break
+
+    def _step(self) -> None:
+        assert self._sender is not None
+        for url, key in list(self._keys.items()):
+            self._sender.set_key(url, key)
+        self._spool_queue()
+        flushing = self._flushing > 0 or self._stopping
+        self._sender.deliver(
+            now=time.time(), flush_interval=self.settings.flush_interval, flushing=flushing
+        )
+        if flushing:
+            self._flush_passes += 1
+
+    def _wait_time(self) -> float:
+        if self.queue:
+            return self.settings.spool_interval
+        wait = 10.0
+        if self._spool is not None and self._spool.count(mine=True):
+            wait = self.settings.flush_interval
+        due = self._sender.next_due() if self._sender else None
+        if due is not None:
+            wait = min(wait, max(0.01, due - time.time()))
+        return wait
+
+    def _spool_queue(self) -> None:
+        queue = self.queue
+        batch = [queue.popleft() for _ in range(len(queue))]
+        if batch:
+            self._store(batch)
+
+    def _store(self, calls: list[CapturedCall]) -> None:
+        from lstrace._record import to_content
+
+        assert self._spool is not None
+        items: list[tuple[Destination, dict[str, Any]]] = []
+        for call in calls:
+            try:
+                items.append((call.options.destination, to_content(call)))
+            except Exception as exc:
+                logger.exception("lstrace: could not convert the call of run %s", call.run_id)
+                self.counters.add("failed")
+                self.counters.add(f"failed:convert:{type(exc).__name__}")
+        self.counters.add("captured", len(calls))
+        added = self._spool.add(items)
+        self.counters.add("spooled", added)
+
+    def _overflow(self, call: CapturedCall) -> None:
+        """The queue is full: spool this call from the caller's thread rather than drop it."""
+        if self._spool is None:
+            self.queue.append(call)  # the spool is still opening: the bound is soft for a moment
+            return
+        with self._overflow_lock:
+            self.counters.add("overflowed")
+            self._store([call])
+
+    def _open_spool(self) -> Spool:
+        try:
+            return Spool(self.spool_path, self.owner)
+        except Exception as exc:
+            logger.error(
+                "lstrace: cannot open the spool at %s (%s); tasks are kept in memory only until "
+                "sent. Set LSTRACE_SPOOL_PATH or lstrace.configure(spool_path=...) "
+                "to a writable file.",
+                self.spool_path,
+                exc,
+            )
+            self.spool_path = None
+            return Spool(None, self.owner)
+
+
+# -- module-level access, used by the handler and the public API -----------------------
+
+_settings = Settings()
+_worker: Worker | None = None
+_lock = threading.Lock()
+_keys: dict[str, str] = {}
+
+
+def _get() -> Worker:
+    global _worker
+    worker = _worker
+    if worker is None:
+        with _lock:
+            worker = _worker
+            if worker is None:
+                worker = _worker = Worker(_settings)
+                for url, key in _keys.items():
+                    worker.set_key(url, key)
+    return worker
+
+
+def submit(call: CapturedCall) -> None:
+    """Hand a captured call to this process's worker (O(1))."""
+    (_worker or _get()).submit(call)
+
+
+def count(name: str, n: int = 1) -> None:
+    _get().counters.add(name, n)
+
+
+def prepare(options: Options) -> None:
+    """Called at scope entry: remember the key for the server and start the worker."""
+    url = options.destination.url
+    if _keys.get(url) != options.api_key:
+        _keys[url] = options.api_key
+        _get().set_key(url, options.api_key)
+    else:
+        _get()
+
+
+def configure(**changes: Any) -> Settings:
+    """Replace settings; a running worker is flushed and restarted with them."""
+    global _settings
+    new = replace(_settings, **{k: v for k, v in changes.items() if v is not None})
+    shutdown(timeout=new.shutdown_timeout, report=False)
+    _settings = new
+    return new
+
+
+def flush(timeout: float) -> FlushResult:
+    worker = _worker
+    if worker is None:
+        return FlushResult(0, 0, None)
+    return worker.flush(timeout)
+
+
+def stats() -> Stats:
+    return _get().stats()
+
+
+def shutdown(*, timeout: float | None = None, report: bool = True) -> FlushResult | None:
+    """Flush for at most ``timeout`` seconds, stop the worker, hand back what is left."""
+    global _worker
+    with _lock:
+        worker, _worker = _worker, None
+    if worker is None:
+        return None
+    result = worker.flush(_settings.shutdown_timeout if timeout is None else timeout)
+    worker.stop(timeout=1.0)
+    spool = worker._spool
+    if spool is not None and not worker._thread.is_alive():
+        spool.release()
+    if report and result.pending:
+        print(
+            f"lstrace: {result.pending} tasks were not yet delivered to Label Studio; they wait in "
+            f"the spool at {result.spool_path} and will be sent the next time lstrace runs, "
+            "or now with `lstrace sync`.",
+            file=sys.stderr,
+        )
+    return result
+
+
+def _at_exit() -> None:
+    try:
+        shutdown()
+    except Exception:
+        logger.exception("lstrace: error during the exit flush")
+
+
+def _after_fork_in_child() -> None:
+    global _worker, _lock
+    _worker = None  # the parent's thread and queue did not survive the fork: start afresh
+    _lock = threading.Lock()
+    from lstrace import _handler
+
+    _handler._pending.clear()
+
+
+atexit.register(_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
