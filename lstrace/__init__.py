@@ -20,7 +20,7 @@ from lstrace._community_handler import (
     get_default_label_configs,
 )
 from lstrace._errors import ConfigError, LstraceError
-from lstrace._process import configure, disable, enable, flush, stats
+from lstrace._process import configure, disable, enable, flush, stats, sync
 from lstrace._scope import with_scope
 from lstrace._stats import FlushResult, Stats
 from lstrace._track import ls_session, ls_track
@@ -43,5 +43,6 @@ __all__ = [
     "ls_session",
     "ls_track",
     "stats",
+    "sync",
     "with_scope",
 ]

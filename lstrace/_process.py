@@ -59,6 +59,21 @@ def flush(timeout: float = 5.0) -> FlushResult:
     return _worker.flush(timeout)
 
 
+def sync(
+    *, url: str | None = None, api_key: str | None = None, timeout: float = 60.0
+) -> FlushResult:
+    """Deliver the tasks that earlier processes left in the spool (what ``lstrace sync`` runs).
+
+    ``api_key`` (default ``LABEL_STUDIO_API_KEY``) is used for every server found
+    in the spool, or only for ``url`` when given. Returns like :func:`flush`.
+    """
+    import os
+
+    return _worker.sync(
+        api_key=api_key or os.environ.get("LABEL_STUDIO_API_KEY"), url=url, timeout=timeout
+    )
+
+
 def stats() -> Stats:
     """Counters for this process: captured, delivered, retried, spooled, pending, failed."""
     return _worker.stats()

@@ -59,6 +59,7 @@ class Worker:
         self.pid = os.getpid()
         self.spool_path: Path | None = settings.spool_path or default_path()
         self._wake = threading.Event()
+        self.ready = threading.Event()  # set once the spool is open and orphans adopted
         self._sleeping = True
         self._idle = threading.Condition()
         self._flushing = 0
@@ -91,6 +92,7 @@ class Worker:
     def flush(self, timeout: float) -> FlushResult:
         """Deliver what is pending, for at most ``timeout`` seconds."""
         deadline = time.time() + max(0.0, timeout)
+        self.ready.wait(max(0.0, timeout))
         start = self.counters.get("delivered")
         passes = self._flush_passes
         with self._idle:
@@ -160,6 +162,7 @@ class Worker:
         adopted = self._spool.adopt_orphans()
         if adopted:
             logger.info("lstrace: %d tasks left by an earlier process will be sent", adopted)
+        self.ready.set()
         last_beat = time.time()
         while True:
             self._sleeping = not self.queue
@@ -184,7 +187,9 @@ class Worker:
         for url, key in list(self._keys.items()):
             self._sender.set_key(url, key)
         self._spool_queue()
-        flushing = self._flushing > 0 or self._stopping
+        if self._stopping:
+            return  # spooled above; delivery resumes in the next process
+        flushing = self._flushing > 0
         self._sender.deliver(
             now=time.time(), flush_interval=self.settings.flush_interval, flushing=flushing
         )
@@ -308,6 +313,20 @@ def stats() -> Stats:
     return _get().stats()
 
 
+def sync(*, api_key: str | None, url: str | None, timeout: float) -> FlushResult:
+    """Deliver what earlier processes left in the spool, using ``api_key`` for every server."""
+    worker = _get()
+    worker.ready.wait(timeout)
+    spool = worker._spool
+    urls = {d.url for d in spool.destinations()} if spool is not None else set()
+    for server in urls if url is None else urls & {url.rstrip("/")}:
+        key = api_key or _keys.get(server)
+        if key:
+            _keys[server] = key
+            worker.set_key(server, key)
+    return worker.flush(timeout)
+
+
 def shutdown(*, timeout: float | None = None, report: bool = True) -> FlushResult | None:
     """Flush for at most ``timeout`` seconds, stop the worker, hand back what is left."""
     global _worker
@@ -328,6 +347,20 @@ def shutdown(*, timeout: float | None = None, report: bool = True) -> FlushResul
             file=sys.stderr,
         )
     return result
+
+
+def reset() -> None:
+    """Stop the worker without sending and forget all state (tests, ``configure``)."""
+    global _worker, _settings
+    with _lock:
+        worker, _worker = _worker, None
+    if worker is not None:
+        worker.stop(timeout=5.0)
+        if worker._spool is not None:
+            worker._spool.release()
+            worker._spool.close()
+    _keys.clear()
+    _settings = Settings()
 
 
 def _at_exit() -> None:
