@@ -173,6 +173,11 @@ class FaultProxy:
             self.forwarded.clear()
             self.log.clear()
 
+    def pending(self) -> int:
+        """Return how many planned faults have not happened yet."""
+        with self._lock:
+            return sum(f.remaining for f in self._faults)
+
     def _take(self, method: str, path: str) -> Fault | None:
         """Count a request and, unless down, consume the first planned fault matching it."""
         with self._lock:
@@ -204,27 +209,32 @@ class _Handler(BaseHTTPRequestHandler):
             return self._finish(path, "down", drop=True)
         if proxy._down == "503":
             return self._finish(path, "down-503", status=503, data=b'{"detail": "down"}')
-        if fault is not None and not fault.after_forward:
-            if fault.kind == "delay":
-                time.sleep(fault.seconds)
-            elif fault.kind == "drop":
-                return self._finish(path, "dropped", drop=True)
-            elif fault.kind == "fail":
-                return self._fail(path, fault)
+        if fault is not None and not fault.after_forward and self._inject(path, fault, "before"):
+            return None
         try:
             status, headers, data = self._forward(body)
         except OSError as exc:
             return self._finish(path, f"upstream error {exc}", status=502, data=b"bad gateway")
         with proxy._lock:
             proxy.forwarded[path] += 1
-        if fault is not None and fault.after_forward:
-            if fault.kind == "delay":
-                time.sleep(fault.seconds)
-            elif fault.kind == "drop":
-                return self._finish(path, f"dropped after {status}", drop=True)
-            elif fault.kind == "fail":
-                return self._fail(path, fault)
-        self._finish(path, str(status), status=status, data=data, headers=headers)
+        if fault is not None and fault.after_forward and self._inject(path, fault, str(status)):
+            return None
+        return self._finish(path, str(status), status=status, data=data, headers=headers)
+
+    def _inject(self, path: str, fault: Fault, when: str) -> bool:
+        """Apply ``fault``; return True if that answered (or dropped) the request."""
+        if fault.kind == "delay":
+            time.sleep(fault.seconds)
+            return False
+        if fault.kind == "drop":
+            self._finish(path, f"dropped ({when})", drop=True)
+            return True
+        headers = [("Content-Type", "application/json")]
+        if fault.retry_after is not None:
+            headers.append(("Retry-After", f"{fault.retry_after:g}"))
+        data = b'{"detail": "injected fault %d"}' % fault.status
+        self._finish(path, f"failed {fault.status} ({when})", fault.status, data, headers=headers)
+        return True
 
     def _read_body(self) -> bytes:
         """Read the request body (Content-Length or chunked)."""
@@ -253,13 +263,6 @@ class _Handler(BaseHTTPRequestHandler):
             return resp.status, kept, data
         finally:
             conn.close()
-
-    def _fail(self, path: str, fault: Fault) -> None:
-        headers = [("Content-Type", "application/json")]
-        if fault.retry_after is not None:
-            headers.append(("Retry-After", f"{fault.retry_after:g}"))
-        data = b'{"detail": "injected fault %d"}' % fault.status
-        self._finish(path, f"failed {fault.status}", fault.status, data, headers=headers)
 
     def _finish(
         self, path: str, outcome: str, status: int = 0, data: bytes = b"", *,
