@@ -20,6 +20,7 @@ from lstrace._community_handler import (
     get_default_label_configs,
 )
 from lstrace._errors import ConfigError, LstraceError
+from lstrace._options import CallInfo, CaptureOptions, TraceOptions
 from lstrace._process import configure, disable, enable, flush, stats, sync
 from lstrace._scope import with_scope
 from lstrace._stats import FlushResult, Stats
@@ -28,12 +29,15 @@ from lstrace._track import ls_session, ls_track
 __version__ = "0.1.0"
 
 __all__ = [
+    "CallInfo",
+    "CaptureOptions",
     "ConfigError",
     "FlushResult",
     "LabelStudioCallbackHandler",
     "LabelStudioMode",
     "LstraceError",
     "Stats",
+    "TraceOptions",
     "__version__",
     "configure",
     "disable",

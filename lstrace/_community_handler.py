@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import enum
 
+from typing_extensions import Unpack
+
 from lstrace import _worker
 from lstrace._handler import ScopeHandler
 from lstrace._labelconfig import DEFAULT_CONFIGS
-from lstrace._options import DEFAULT_PROJECT_NAME, make_args, resolve
+from lstrace._options import DEFAULT_PROJECT_NAME, CaptureOptions, make_args, resolve
 from lstrace._scope import Scope
 
 EXPLICIT_DEPTH = 1_000_000  # outranks every scope
@@ -48,6 +50,8 @@ class LabelStudioCallbackHandler(ScopeHandler):
             default ``"LangChain-%Y-%m-%d"``); created if missing.
         project_config: a custom labeling config, used when the project is created.
         mode: ``"prompt"`` (default) or ``"chat"``, or a :class:`LabelStudioMode`.
+        **options: lstrace's capture options (tags, metadata, mask, sample_rate, filter,
+            before_send, capture_errors, max_field_chars), as on every entry point.
 
     Raises:
         ValueError: for a missing API key or a bad option (a :class:`lstrace.ConfigError`).
@@ -61,6 +65,7 @@ class LabelStudioCallbackHandler(ScopeHandler):
         project_name: str = DEFAULT_PROJECT_NAME,
         project_config: str | None = None,
         mode: str | LabelStudioMode = LabelStudioMode.PROMPT,
+        **options: Unpack[CaptureOptions],
     ) -> None:
         _, member = get_default_label_configs(mode)
         args = make_args(
@@ -71,6 +76,7 @@ class LabelStudioCallbackHandler(ScopeHandler):
             project_name=None if project_name == DEFAULT_PROJECT_NAME else project_name,
             project_config=project_config,
             mode=member.value,
+            **options,
         )
         scope = Scope(resolve(args, None), EXPLICIT_DEPTH)
         scope.handler = self

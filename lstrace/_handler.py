@@ -22,7 +22,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 
-from lstrace import _worker
+from lstrace import _sampling, _worker
 from lstrace._record import CapturedCall
 
 if TYPE_CHECKING:
@@ -110,7 +110,81 @@ class ScopeHandler(BaseCallbackHandler):
             logger.exception("lstrace: could not capture the end of LLM run %s", run_id)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        _pending.pop(run_id, None)
+        try:
+            entry = _pending.pop(run_id, None)
+            if entry is not None and entry[0].options.capture_errors:
+                call = entry[1]
+                call.ended_perf = time.perf_counter()
+                call.error = error
+                _worker.submit(call)
+        except Exception:
+            logger.exception("lstrace: could not capture the error of LLM run %s", run_id)
+
+    # Parent links for sampling by trace; LangChain skips these events while
+    # no scope samples (the ignore_* properties), so they cost nothing then.
+
+    @property
+    def ignore_chain(self) -> bool:
+        return self.scope.options.sample_rate >= 1.0
+
+    @property
+    def ignore_agent(self) -> bool:
+        return self.scope.options.sample_rate >= 1.0
+
+    @property
+    def ignore_retriever(self) -> bool:
+        return self.scope.options.sample_rate >= 1.0
+
+    def on_chain_start(
+        self,
+        serialized: Any,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        _sampling.note(run_id, parent_run_id)
+
+    def on_tool_start(
+        self,
+        serialized: Any,
+        input_str: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        _sampling.note(run_id, parent_run_id)
+
+    def on_retriever_start(
+        self,
+        serialized: Any,
+        query: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        _sampling.note(run_id, parent_run_id)
+
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        _sampling.forget(run_id)
+
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        _sampling.forget(run_id)
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        _sampling.forget(run_id)
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        _sampling.forget(run_id)
+
+    def on_retriever_end(self, documents: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        _sampling.forget(run_id)
+
+    def on_retriever_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        _sampling.forget(run_id)
 
     def _start(
         self,
@@ -131,6 +205,14 @@ class ScopeHandler(BaseCallbackHandler):
             entry[1].options = scope.options
             _pending[run_id] = (scope, entry[1])
             return
+        options = scope.options
+        if not options.enabled:
+            return
+        if options.sample_rate < 1.0:
+            root = _sampling.root_of(run_id, parent_run_id)
+            if not _sampling.keep(root, options.sample_rate, options.sample_seed):
+                _worker.count("dropped:sampled")
+                return
         if len(_pending) >= _MAX_PENDING:
             _pending.pop(next(iter(_pending)))
             _worker.count("abandoned")

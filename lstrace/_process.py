@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+
+from typing_extensions import Unpack
 
 from lstrace import _worker
-from lstrace._options import make_args
+from lstrace._options import TraceOptions, make_args
 from lstrace._scope import set_global
 from lstrace._stats import FlushResult, Stats
 
 
-def enable(
-    *,
-    project_name: str | None = None,
-    project_id: int | str | None = None,
-    project_config: str | None = None,
-    mode: str | None = None,
-    url: str | None = None,
-    api_key: str | None = None,
-    tags: Iterable[str] | None = None,
-    metadata: Mapping[str, Any] | None = None,
-) -> None:
+def enable(**options: Unpack[TraceOptions]) -> None:
     """Capture every LangChain LLM call of this process, outside any narrower scope.
 
     Call once at startup; a second call replaces the first. ``ls_session`` and
@@ -30,18 +20,7 @@ def enable(
     not set. Raises :class:`lstrace.ConfigError` for a bad option. Also starts
     delivering tasks an earlier process left in the spool.
     """
-    set_global(
-        make_args(
-            project_name=project_name,
-            project_id=project_id,
-            project_config=project_config,
-            mode=mode,
-            url=url,
-            api_key=api_key,
-            tags=tags,
-            metadata=metadata,
-        )
-    )
+    set_global(make_args(**options))
 
 
 def disable() -> None:

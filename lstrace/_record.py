@@ -54,7 +54,8 @@ def to_content(call: CapturedCall) -> dict[str, Any]:
         "dialogue": dialogue if dialogue is not None else [{"role": "user", "content": prompt}],
         "responses": responses,
         "model": model_name(call),
-        "tags": list(dict.fromkeys((*call.options.tags, *(call.tags or ())))),
+        "run_type": "llm" if call.messages is None else "chat_model",
+        "tags": _tags(call),
         "metadata": _metadata(call),
         "usage": _usage(call.response),
         "latency_ms": round((call.ended_perf - call.started_perf) * 1000, 3),
@@ -81,6 +82,13 @@ def model_name(call: CapturedCall) -> str:
     return call.name or params.get("_type") or "unknown-model"
 
 
+def _tags(call: CapturedCall) -> list[str]:
+    tags = dict.fromkeys((*call.options.tags, *(call.tags or ())))
+    if call.error is not None:
+        tags["error"] = None
+    return list(tags)
+
+
 def _responses(result: LLMResult | None) -> list[str]:
     if result is None or not result.generations:
         return []
@@ -102,10 +110,14 @@ def _metadata(call: CapturedCall) -> dict[str, Any]:
 
 
 def _jsonable(value: Any) -> Any:
+    """The value if JSON can hold it; else the same with what it cannot hold as strings."""
     try:
         json.dumps(value)
     except (TypeError, ValueError):
-        return str(value)
+        try:
+            return json.loads(json.dumps(value, default=str))
+        except (TypeError, ValueError):  # circular references and the like
+            return str(value)
     return value
 
 

@@ -85,7 +85,9 @@ class _HookVar:
 
     def get(self) -> ScopeHandler | None:
         scope = _current.get() or _global
-        return scope.handler if scope is not None else None
+        if scope is None or not scope.options.enabled:
+            return None
+        return scope.handler
 
 
 def with_scope(fn: Callable[P, R]) -> Callable[P, R]:

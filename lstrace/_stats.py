@@ -14,7 +14,9 @@ class Stats:
 
     ``pending`` counts tasks not yet confirmed by Label Studio (in memory and in
     this process's part of the spool); ``dead`` counts spooled tasks Label
-    Studio refused for good, kept for inspection.
+    Studio refused for good, kept for inspection. ``dropped_by_reason`` counts
+    calls left out on purpose (``sampled``, ``filter``, ``before_send``...);
+    ``failed_by_reason`` counts calls that could not be delivered.
     """
 
     captured: int
@@ -24,6 +26,8 @@ class Stats:
     pending: int
     failed: int
     dead: int
+    mask_failed: int = 0
+    filter_failed: int = 0
     failed_by_reason: dict[str, int] = field(default_factory=dict)
     dropped_by_reason: dict[str, int] = field(default_factory=dict)
 

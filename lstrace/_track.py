@@ -10,13 +10,14 @@ never in the caller between two ``next()`` calls.
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator
 from types import TracebackType
 from typing import Any, TypeVar, cast, overload
 
 import wrapt
+from typing_extensions import Unpack
 
-from lstrace._options import ScopeArgs, make_args
+from lstrace._options import ScopeArgs, TraceOptions, make_args
 from lstrace._scope import Scope, _current, activated, open_scope
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -30,28 +31,8 @@ class ls_session:
     never raises into your LLM calls.
     """
 
-    def __init__(
-        self,
-        *,
-        project_name: str | None = None,
-        project_id: int | str | None = None,
-        project_config: str | None = None,
-        mode: str | None = None,
-        url: str | None = None,
-        api_key: str | None = None,
-        tags: Iterable[str] | None = None,
-        metadata: Mapping[str, Any] | None = None,
-    ) -> None:
-        self._args = make_args(
-            project_name=project_name,
-            project_id=project_id,
-            project_config=project_config,
-            mode=mode,
-            url=url,
-            api_key=api_key,
-            tags=tags,
-            metadata=metadata,
-        )
+    def __init__(self, **options: Unpack[TraceOptions]) -> None:
+        self._args = make_args(**options)
         self._tokens: list[Any] = []
 
     def __enter__(self) -> Scope:
@@ -84,52 +65,20 @@ def ls_track(func: F, /) -> F: ...
 
 
 @overload
-def ls_track(
-    func: None = None,
-    /,
-    *,
-    project_name: str | None = None,
-    project_id: int | str | None = None,
-    project_config: str | None = None,
-    mode: str | None = None,
-    url: str | None = None,
-    api_key: str | None = None,
-    tags: Iterable[str] | None = None,
-    metadata: Mapping[str, Any] | None = None,
-) -> Callable[[F], F]: ...
+def ls_track(func: None = None, /, **options: Unpack[TraceOptions]) -> Callable[[F], F]: ...
 
 
-def ls_track(
-    func: Callable[..., Any] | None = None,
-    /,
-    *,
-    project_name: str | None = None,
-    project_id: int | str | None = None,
-    project_config: str | None = None,
-    mode: str | None = None,
-    url: str | None = None,
-    api_key: str | None = None,
-    tags: Iterable[str] | None = None,
-    metadata: Mapping[str, Any] | None = None,
-) -> Any:
+def ls_track(func: Callable[..., Any] | None = None, /, **options: Unpack[TraceOptions]) -> Any:
     """Trace every LLM call made while the decorated function runs.
 
-    Usable bare (``@ls_track``) or with options (``@ls_track(project_name=...)``),
-    on functions, coroutines, generators, async generators, methods,
-    classmethods and staticmethods. The function's signature, return value and
-    exceptions are unchanged. Arguments are checked now (``ConfigError``);
-    nothing touches the network at decoration time.
+    Usable bare (``@ls_track``) or with options (``@ls_track(project_name=...)``,
+    see :class:`lstrace.TraceOptions`), on functions, coroutines, generators,
+    async generators, methods, classmethods and staticmethods. The function's
+    signature, return value and exceptions are unchanged. Options are checked
+    now (``ConfigError``) and resolved at each call; nothing touches the network
+    at decoration time.
     """
-    args = make_args(
-        project_name=project_name,
-        project_id=project_id,
-        project_config=project_config,
-        mode=mode,
-        url=url,
-        api_key=api_key,
-        tags=tags,
-        metadata=metadata,
-    )
+    args = make_args(**options)
     if func is None:
         return lambda f: _decorate(f, args)
     return _decorate(func, args)

@@ -65,6 +65,7 @@ class Worker:
         self._flushing = 0
         self._flush_passes = 0
         self._stopping = False
+        self._in_flight = 0  # calls taken off the queue, not yet in the spool
         self._keys: dict[str, str] = {}
         self._sender: Sender | None = None
         self._spool: Spool | None = None
@@ -111,9 +112,10 @@ class Worker:
         return FlushResult(self.counters.get("delivered") - start, pending, self.spool_path)
 
     def pending(self) -> int:
+        # Read in hand-off order (queue, in flight, spool): a call moving along is never missed.
+        waiting = len(self.queue) + self._in_flight
         spool = self._spool
-        in_spool = spool.count(mine=True) if spool is not None else 0
-        return len(self.queue) + in_spool
+        return waiting + (spool.count(mine=True) if spool is not None else 0)
 
     def stats(self) -> Stats:
         spool = self._spool
@@ -126,6 +128,8 @@ class Worker:
             pending=self.pending(),
             failed=c.get("failed"),
             dead=spool.count_dead() if spool is not None else 0,
+            mask_failed=c.get("mask_failed"),
+            filter_failed=c.get("filter_failed"),
             failed_by_reason=c.by_prefix("failed:"),
             dropped_by_reason=c.by_prefix("dropped:"),
         )
@@ -209,18 +213,25 @@ class Worker:
 
     def _spool_queue(self) -> None:
         queue = self.queue
-        batch = [queue.popleft() for _ in range(len(queue))]
-        if batch:
-            self._store(batch)
+        self._in_flight = len(queue)  # set before popping, so pending() never sees a gap
+        try:
+            batch = [queue.popleft() for _ in range(self._in_flight)]
+            if batch:
+                self._store(batch)
+        finally:
+            self._in_flight = 0
 
     def _store(self, calls: list[CapturedCall]) -> None:
         from lstrace._record import to_content
+        from lstrace._shaping import shape
 
         assert self._spool is not None
         items: list[tuple[Destination, dict[str, Any]]] = []
         for call in calls:
             try:
-                items.append((call.options.destination, to_content(call)))
+                content = shape(to_content(call), call.options, self.counters)
+                if content is not None:
+                    items.append((call.options.destination, content))
             except Exception as exc:
                 logger.exception("lstrace: could not convert the call of run %s", call.run_id)
                 self.counters.add("failed")

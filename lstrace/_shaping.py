@@ -1,0 +1,113 @@
+"""What a captured call becomes before it is spooled: truncation, filter, mask, before_send.
+
+Runs on the background sender, in this order: texts are truncated to
+``max_field_chars``; ``filter`` sees the call (unmasked) and may drop it;
+``mask`` rewrites every text that leaves the process (prompt, messages,
+responses, error, metadata values); ``before_send`` sees the masked task
+and may change or drop it. A failing mask replaces the text with a fixed
+placeholder, never the raw text; a failing filter keeps the call; a failing
+before_send drops it (it may have been meant to redact). Every drop and
+failure is counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from lstrace._options import CallInfo, Options
+from lstrace._stats import Counters
+from lstrace._task import truncate
+
+logger = logging.getLogger("lstrace")
+
+MASK_FAILED = "[lstrace: text withheld because the mask failed]"
+
+
+def shape(content: dict[str, Any], options: Options, counters: Counters) -> dict[str, Any] | None:
+    """Apply the scope's capture options; None means the call is dropped (and counted)."""
+    content = _map_texts(content, lambda text: truncate(text, options.max_field_chars))
+    if options.filter is not None and not _passes(options.filter, content, counters):
+        counters.add("dropped:filter")
+        return None
+    if options.mask is not None:
+        content = _map_texts(content, _safe_mask(options.mask, counters))
+    if options.before_send is not None:
+        try:
+            changed = options.before_send(content)
+        except Exception:
+            logger.exception(
+                "lstrace: before_send raised; the call is dropped, not sent unredacted"
+            )
+            counters.add("dropped:before_send_error")
+            return None
+        if changed is None:
+            counters.add("dropped:before_send")
+            return None
+        content = changed
+    return content
+
+
+def call_info(content: dict[str, Any]) -> CallInfo:
+    return CallInfo(
+        model=content["model"],
+        run_type=content["run_type"],
+        prompt=content["prompt"],
+        dialogue=content["dialogue"],
+        tags=content["tags"],
+        metadata=content["metadata"],
+        error=content["error"],
+    )
+
+
+def _passes(
+    predicate: Callable[[CallInfo], bool], content: dict[str, Any], counters: Counters
+) -> bool:
+    try:
+        return bool(predicate(call_info(content)))
+    except Exception:
+        logger.exception("lstrace: filter raised; the call is kept")
+        counters.add("filter_failed")
+        return True
+
+
+def _safe_mask(mask: Callable[[str], str], counters: Counters) -> Callable[[str], str]:
+    def apply(text: str) -> str:
+        try:
+            result = mask(text)
+        except Exception:
+            counters.add("mask_failed")
+            logger.exception("lstrace: mask raised; the text is replaced by a placeholder")
+            return MASK_FAILED
+        if not isinstance(result, str):
+            counters.add("mask_failed")
+            logger.error(
+                "lstrace: mask returned %s, not str; placeholder used", type(result).__name__
+            )
+            return MASK_FAILED
+        return result
+
+    return apply
+
+
+def _map_texts(content: dict[str, Any], fn: Callable[[str], str]) -> dict[str, Any]:
+    """A copy of ``content`` with ``fn`` applied to every text that leaves the process."""
+    out = dict(content)
+    out["prompt"] = fn(content["prompt"])
+    out["dialogue"] = [{**turn, "content": fn(turn["content"])} for turn in content["dialogue"]]
+    out["responses"] = [fn(text) for text in content["responses"]]
+    if content.get("error"):
+        out["error"] = fn(content["error"])
+    out["metadata"] = _map_values(content["metadata"], fn)
+    return out
+
+
+def _map_values(value: Any, fn: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, dict):
+        return {k: _map_values(v, fn) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_map_values(v, fn) for v in value]
+    return value
