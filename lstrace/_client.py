@@ -16,7 +16,9 @@ from lstrace._errors import DeliveryFailure, FailureKind
 
 T = TypeVar("T")
 
-_RUN_ID_QUERY_CHUNK = 100
+_PROJECT_PAGE = 100  # the server's largest page of projects
+_IN_LIST_CHUNK = 500
+_EQUAL_CHUNK = 100
 
 
 class LabelStudioClient:
@@ -42,8 +44,16 @@ class LabelStudioClient:
         """Ids of projects whose title is exactly ``title`` (the server filters by substring)."""
 
         def run() -> list[int]:
-            pager = self._sdk.projects.list(title=title, page_size=100)
-            return sorted(p.id for p in pager if p.title == title)
+            ids: list[int] = []
+            page = 1
+            while True:  # reading .items page by page: iterating the pager costs a 404 at the end
+                items = self._sdk.projects.list(
+                    title=title, page=page, page_size=_PROJECT_PAGE, include="id,title"
+                ).items
+                ids += [p.id for p in items if p.title == title]
+                if len(items) < _PROJECT_PAGE:
+                    return sorted(ids)
+                page += 1
 
         return self._call(f"list projects titled {title!r}", run)
 
@@ -84,34 +94,62 @@ class LabelStudioClient:
         return int(getattr(response, "task_count", None) or len(tasks))
 
     def existing_run_ids(self, project_id: int, run_ids: Iterable[str]) -> set[str]:
-        """Which of ``run_ids`` already are tasks of the project (``data.run_id``)."""
-        wanted = list(run_ids)
-        found: set[str] = set()
-        for start in range(0, len(wanted), _RUN_ID_QUERY_CHUNK):
-            chunk = wanted[start : start + _RUN_ID_QUERY_CHUNK]
-            query = json.dumps(
-                {
-                    "filters": {
-                        "conjunction": "or",
-                        "items": [
-                            {
-                                "filter": "filter:tasks:data.run_id",
-                                "operator": "equal",
-                                "type": "String",
-                                "value": run_id,
-                            }
-                            for run_id in chunk
-                        ],
-                    }
-                }
-            )
+        """Which of ``run_ids`` already are tasks of the project (by ``data.run_id``).
 
-            def run(query: str = query) -> set[str]:
-                pager = self._sdk.tasks.list(project=project_id, query=query, page_size=100)
-                return {str((task.data or {}).get("run_id")) for task in pager}
+        Uses the server's ``in_list`` filter operator (one query per 500 ids); if
+        a server refuses it, falls back to OR-ed ``equal`` filters, 100 ids a query
+        (the query string must stay under httpx's 64 KB URL-component limit).
+        """
+        wanted = list(dict.fromkeys(run_ids))
+        try:
+            return self._lookup(project_id, wanted, _IN_LIST_CHUNK, _in_list_filter)
+        except DeliveryFailure as failure:
+            if failure.kind is not FailureKind.REJECTED:
+                raise
+        return self._lookup(project_id, wanted, _EQUAL_CHUNK, _or_equal_filter)
+
+    def _lookup(
+        self,
+        project_id: int,
+        wanted: list[str],
+        chunk_size: int,
+        make_filter: Callable[[list[str]], dict[str, Any]],
+    ) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(wanted), chunk_size):
+            chunk = wanted[start : start + chunk_size]
+            query = json.dumps({"filters": make_filter(chunk)}, separators=(",", ":"))
+
+            def run(query: str = query, size: int = len(chunk)) -> set[str]:
+                page = self._sdk.tasks.list(
+                    project=project_id,
+                    query=query,
+                    page_size=size,
+                    fields="task_only",
+                    include="id,data",
+                )
+                return {str((task.data or {}).get("run_id")) for task in page.items}
 
             found |= self._call(f"look up run ids in project {project_id}", run) & set(chunk)
         return found
+
+
+def _in_list_filter(run_ids: list[str]) -> dict[str, Any]:
+    item = {
+        "filter": "filter:tasks:data.run_id",
+        "operator": "in_list",
+        "type": "String",
+        "value": run_ids,
+    }
+    return {"conjunction": "and", "items": [item]}
+
+
+def _or_equal_filter(run_ids: list[str]) -> dict[str, Any]:
+    items = [
+        {"filter": "filter:tasks:data.run_id", "operator": "equal", "type": "String", "value": r}
+        for r in run_ids
+    ]
+    return {"conjunction": "or", "items": items}
 
 
 def classify(exc: BaseException, what: str, url: str) -> DeliveryFailure:
@@ -181,4 +219,6 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 
 def _short(body: Any) -> str:
     text = body if isinstance(body, str) else json.dumps(body, default=str)
+    if text.lstrip().startswith("<"):
+        return "(an HTML error page)"
     return text if len(text) <= 300 else text[:300] + "..."
