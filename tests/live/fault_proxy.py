@@ -259,7 +259,8 @@ class _Handler(BaseHTTPRequestHandler):
             conn.request(self.command, self.path, body=body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
-            kept = [(k, v) for k, v in resp.getheaders() if k.lower() not in HOP_BY_HOP]
+            skip = HOP_BY_HOP | {"server", "date"}  # send_response() adds its own
+            kept = [(k, v) for k, v in resp.getheaders() if k.lower() not in skip]
             return resp.status, kept, data
         finally:
             conn.close()
