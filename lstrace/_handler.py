@@ -203,6 +203,7 @@ class ScopeHandler(BaseCallbackHandler):
             if entry[0].rank >= scope.rank:
                 return  # an inner scope's handler already holds this run
             entry[1].options = scope.options
+            entry[1].scope_seq = scope.rank[1]
             _pending[run_id] = (scope, entry[1])
             return
         options = scope.options
@@ -231,5 +232,6 @@ class ScopeHandler(BaseCallbackHandler):
                 name=kwargs.get("name"),
                 started_at=time.time(),
                 started_perf=time.perf_counter(),
+                scope_seq=scope.rank[1],
             ),
         )

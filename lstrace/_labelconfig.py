@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from lstrace._errors import ConfigError
 
-Mode = Literal["prompt", "chat"]
-MODES: tuple[str, ...] = ("prompt", "chat")
+Mode = Literal["prompt", "chat", "pairwise"]
+MODES: tuple[str, ...] = ("prompt", "chat", "pairwise")
 
 PROMPT_CONFIG = """<View>
 <Style>
@@ -57,7 +57,29 @@ CHAT_CONFIG = """<View>
 <Rating name="rating" toName="dialogue"/>
 </View>"""
 
-DEFAULT_CONFIGS: Mapping[str, str] = {"prompt": PROMPT_CONFIG, "chat": CHAT_CONFIG}
+PAIRWISE_CONFIG = """<View>
+<Header value="Prompt"/>
+<Text name="prompt" value="$prompt"/>
+<Header value="Which response is better? Click it."/>
+<Pairwise name="preference" toName="answer_a,answer_b"
+          leftChoiceValue="A" rightChoiceValue="B"/>
+<View style="display: flex; gap: 1em;">
+  <View style="flex: 1;">
+    <Header value="Response A"/>
+    <Text name="answer_a" value="$answer_a"/>
+  </View>
+  <View style="flex: 1;">
+    <Header value="Response B"/>
+    <Text name="answer_b" value="$answer_b"/>
+  </View>
+</View>
+</View>"""
+
+DEFAULT_CONFIGS: Mapping[str, str] = {
+    "prompt": PROMPT_CONFIG,
+    "chat": CHAT_CONFIG,
+    "pairwise": PAIRWISE_CONFIG,
+}
 
 # Data keys lstrace fills on every task; a custom config may show any of them.
 TASK_DATA_KEYS: frozenset[str] = frozenset(
@@ -74,6 +96,10 @@ TASK_DATA_KEYS: frozenset[str] = frozenset(
         "latency_ms",
         "captured_at",
         "error",
+        # pairwise tasks
+        "model_a",
+        "model_b",
+        "run_id_b",
     }
 )
 
@@ -89,25 +115,50 @@ class Target:
     value_key: str  # data key the object reads (``$prompt`` -> ``prompt``)
     object_type: str  # Text, Paragraphs, HyperText...
 
+    def describe(self) -> str:
+        return (
+            f"TextArea {self.from_name!r} on {self.object_type} {self.to_name!r} "
+            f"reading ${self.value_key}"
+        )
+
     @property
     def wants_dialogue(self) -> bool:
         """True when the object renders a list of ``{role, content}`` messages."""
         return self.object_type.lower() == "paragraphs"
 
 
-def default_target(mode: str) -> Target:
+@dataclass(frozen=True)
+class PairTarget:
+    """Where a pair of responses goes: a Pairwise control over two objects."""
+
+    name: str  # the Pairwise control
+    left_key: str  # data key of the first response (``$answer_a`` -> ``answer_a``)
+    right_key: str
+
+    def describe(self) -> str:
+        return f"Pairwise {self.name!r} over ${self.left_key} and ${self.right_key}"
+
+
+AnyTarget = Target | PairTarget
+
+
+def default_target(mode: str) -> AnyTarget:
     """The target of a mode's default config (known without parsing)."""
+    if mode == "pairwise":
+        return PairTarget("preference", "answer_a", "answer_b")
     if mode == "chat":
         return Target("response", "dialogue", "prompt", "Paragraphs")
     return Target("response", "prompt", "prompt", "Text")
 
 
 @functools.lru_cache(maxsize=64)
-def target_from_xml(xml: str) -> Target:
-    """Validate a custom label config offline and find its response target.
+def target_from_xml(xml: str) -> AnyTarget:
+    """Validate a custom label config offline and find where responses go.
 
-    Raises :class:`ConfigError` for malformed XML, a config without a
-    ``TextArea``, or ``$variables`` that lstrace cannot fill.
+    A ``TextArea`` pointing at an object makes a :class:`Target`; without one,
+    a ``Pairwise`` control over two objects makes a :class:`PairTarget`.
+    Raises :class:`ConfigError` for malformed XML, a config with neither, or
+    ``$variables`` that lstrace cannot fill.
     """
     try:
         root = ET.fromstring(xml)
@@ -131,21 +182,26 @@ def target_from_xml(xml: str) -> Target:
         "project_config has no <TextArea> pointing at an object with a $variable; "
         "lstrace puts the model's response in a TextArea. Add for example "
         '<TextArea name="response" toName="prompt" editable="true"/> next to '
-        '<Text name="prompt" value="$prompt"/>.'
+        '<Text name="prompt" value="$prompt"/> (or, for mode="pairwise", a '
+        '<Pairwise toName="answer_a,answer_b"/> over two Text objects).'
     )
 
 
-def target_from_parsed(parsed: Mapping[str, Any]) -> Target | None:
+def target_from_parsed(parsed: Mapping[str, Any]) -> AnyTarget | None:
     """Find the target in a project's ``parsed_label_config`` from the server."""
     for name, tag in parsed.items():
         if tag.get("type") == "TextArea" and tag.get("to_name") and tag.get("inputs"):
             first = tag["inputs"][0]
             return Target(name, tag["to_name"][0], first["value"], first["type"])
+    for name, tag in parsed.items():
+        if tag.get("type") == "Pairwise" and len(tag.get("inputs") or []) == 2:
+            return PairTarget(name, tag["inputs"][0]["value"], tag["inputs"][1]["value"])
     return None
 
 
-def _checked(xml: str, target: Target) -> Target:
-    unknown = sorted(set(_VARIABLE.findall(xml)) - TASK_DATA_KEYS - {target.value_key})
+def _checked(xml: str, target: AnyTarget) -> AnyTarget:
+    own = {target.value_key} if isinstance(target, Target) else {target.left_key, target.right_key}
+    unknown = sorted(set(_VARIABLE.findall(xml)) - TASK_DATA_KEYS - own)
     if unknown:
         raise ConfigError(
             f"project_config uses data variables lstrace does not fill: "

@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from lstrace._errors import ConfigError
-from lstrace._labelconfig import DEFAULT_CONFIGS, MODES, Target, default_target, target_from_xml
+from lstrace._labelconfig import (
+    DEFAULT_CONFIGS,
+    MODES,
+    AnyTarget,
+    default_target,
+    target_from_xml,
+)
 
 DEFAULT_URL = "http://localhost:8080"
 DEFAULT_PROJECT_NAME = "LangChain-%Y-%m-%d"
@@ -50,9 +56,13 @@ class TraceOptions(CaptureOptions, total=False):
         project_id: an existing project's id; wins over project_name
             (env ``LABEL_STUDIO_PROJECT_ID``).
         project_config: a custom labeling config (XML) with a TextArea for the response.
-        mode: ``"prompt"`` (default) or ``"chat"``.
+        mode: ``"prompt"`` (default), ``"chat"``, or ``"pairwise"`` (two responses side
+            by side: the generations of one call, or two calls of one scope that share a
+            prompt, or the metadata value named by ``pair_by``).
         url: Label Studio URL (env ``LABEL_STUDIO_URL``, default ``http://localhost:8080``).
         api_key: legacy token or personal access token (env ``LABEL_STUDIO_API_KEY``).
+        pair_by: in pairwise mode, the metadata key whose value groups calls into pairs
+            (default: calls with the same prompt pair up).
     What each task carries:
         tags, metadata: added to every task; merged from outer to inner scopes and with
             LangChain's own run tags and metadata.
@@ -74,6 +84,7 @@ class TraceOptions(CaptureOptions, total=False):
     mode: str
     url: str
     api_key: str
+    pair_by: str
 
 
 @dataclass(frozen=True)
@@ -111,6 +122,7 @@ class ScopeArgs:
     before_send: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
     capture_errors: bool | None = None
     max_field_chars: int | None = None
+    pair_by: str | None = None
 
     @property
     def names_project(self) -> bool:
@@ -163,7 +175,14 @@ def make_args(**options: Any) -> ScopeArgs:
         before_send=given.get("before_send"),
         capture_errors=_flag(given.get("capture_errors"), "capture_errors"),
         max_field_chars=_positive(given.get("max_field_chars"), "max_field_chars"),
+        pair_by=_pair_by(given.get("pair_by")),
     )
+
+
+def _pair_by(value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ConfigError(f"pair_by must be the name of a metadata key, not {value!r}.")
+    return value
 
 
 def _tags(tags: Any) -> tuple[str, ...]:
@@ -231,7 +250,7 @@ class Destination:
         return hashlib.sha256(raw.encode()).hexdigest()[:24]
 
     @property
-    def offline_target(self) -> Target | None:
+    def offline_target(self) -> AnyTarget | None:
         """The target known without asking the server (None for a bare project_id)."""
         if self.project_id is not None and self.label_config == "":
             return None
@@ -263,6 +282,7 @@ class Options:
     before_send: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
     capture_errors: bool = False
     max_field_chars: int = DEFAULT_MAX_FIELD_CHARS
+    pair_by: str | None = None
     enabled: bool = True
 
 
@@ -273,7 +293,7 @@ _ENV_DEFAULTS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
     "capture_errors": ("LSTRACE_CAPTURE_ERRORS", _flag),
     "max_field_chars": ("LSTRACE_MAX_FIELD_CHARS", _positive),
 }
-_INHERITED = ("mask", "filter", "before_send", *_ENV_DEFAULTS)
+_INHERITED = ("mask", "filter", "before_send", "pair_by", *_ENV_DEFAULTS)
 
 
 def resolve(args: ScopeArgs, outer: Options | None, *, now: _dt.datetime | None = None) -> Options:

@@ -8,6 +8,7 @@ the background sender; that dict is what the spool stores.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ class CapturedCall:
     ended_perf: float = 0.0
     response: LLMResult | None = None
     error: BaseException | None = None
+    scope_seq: int = 0  # which scope instance captured it: pairwise calls pair within one
 
 
 def to_content(call: CapturedCall) -> dict[str, Any]:
@@ -47,6 +49,7 @@ def to_content(call: CapturedCall) -> dict[str, Any]:
     dialogue = to_dialogue(call.messages) if call.messages is not None else None
     prompt = call.prompt if call.prompt is not None else dialogue_as_text(dialogue or [])
     responses = _responses(call.response)
+    metadata = _metadata(call)
     return {
         "run_id": str(call.run_id),
         "parent_run_id": str(call.parent_run_id) if call.parent_run_id else None,
@@ -56,7 +59,8 @@ def to_content(call: CapturedCall) -> dict[str, Any]:
         "model": model_name(call),
         "run_type": "llm" if call.messages is None else "chat_model",
         "tags": _tags(call),
-        "metadata": _metadata(call),
+        "metadata": metadata,
+        "pair_group": _pair_group(call, prompt, responses, metadata),
         "usage": _usage(call.response),
         "latency_ms": round((call.ended_perf - call.started_perf) * 1000, 3),
         "captured_at": _dt.datetime.fromtimestamp(call.started_at, _dt.timezone.utc).isoformat(),
@@ -80,6 +84,18 @@ def model_name(call: CapturedCall) -> str:
     if ids and isinstance(ids[-1], str):
         return ids[-1]
     return call.name or params.get("_type") or "unknown-model"
+
+
+def _pair_group(
+    call: CapturedCall, prompt: str, responses: list[str], metadata: dict[str, Any]
+) -> str | None:
+    """Calls of one scope with the same group pair up in pairwise mode; None: pairs alone."""
+    if len(responses) >= 2:
+        return None  # several generations of one call make a pair by themselves
+    pair_by = call.options.pair_by
+    key = str(metadata.get(pair_by)) if pair_by and pair_by in metadata else prompt
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return f"{call.scope_seq}:{digest}"
 
 
 def _tags(call: CapturedCall) -> list[str]:

@@ -18,20 +18,50 @@ import json
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 from lstrace._client import LabelStudioClient
 from lstrace._errors import DeliveryFailure, FailureKind
+from lstrace._labelconfig import PairTarget
 from lstrace._options import Destination
 from lstrace._projects import Project, ProjectCache
 from lstrace._spool import Row, Spool
 from lstrace._stats import Counters
-from lstrace._task import build_task
+from lstrace._task import build_pair_task, build_task
 
 logger = logging.getLogger("lstrace")
 
 HOLD_S = 60.0  # how long configuration failures wait before the next try
+
+
+PAIR_TIMEOUT_S = 60  # a pairwise call without a partner by then is set aside
+
+
+@dataclass
+class Unit:
+    """The spooled rows one task is built from (one, or two for a pair) and the task."""
+
+    rows: list[Row]
+    task: dict[str, Any]
+
+
+def pair_up(rows: Sequence[Row]) -> tuple[list[list[Row]], list[Row]]:
+    """Pairs in capture order: a call with two generations alone, others two by two per
+    ``pair_group``. Returns the pairs and the rows still waiting for a partner."""
+    pairs: list[list[Row]] = []
+    waiting: dict[str, Row] = {}
+    for row in rows:
+        group = row.content.get("pair_group")
+        if group is None:
+            pairs.append([row])
+        elif group in waiting:
+            pairs.append([waiting.pop(group), row])
+        else:
+            waiting[group] = row
+    return pairs, list(waiting.values())
 
 
 @dataclass
@@ -127,60 +157,84 @@ class Sender:
     def _send(self, dest: Destination, rows: Sequence[Row]) -> int:
         client = self._client(dest)
         project = self.projects.resolve(dest, client)
-        confirmed = self._already_there(client, project, rows)
-        rows = [r for r in rows if r.id not in confirmed]
-        for chunk in self._chunks(project, rows):
+        units = self._units(project, rows)
+        confirmed = self._already_there(client, project, units)
+        units = [u for u in units if u.rows[0].id not in confirmed]
+        for chunk in self._chunks(units):
             confirmed |= self._import(client, project, chunk)
         return len(confirmed)
 
+    def _units(self, project: Project, rows: Sequence[Row]) -> list[Unit]:
+        """One task per row, or, for a Pairwise project, per pair of rows."""
+        units: list[Unit] = []
+        target = project.target
+        if isinstance(target, PairTarget):
+            pairs, lonely = pair_up(rows)
+            stale = [r for r in lonely if time.time() - r.created > PAIR_TIMEOUT_S]
+            if stale:
+                logger.warning(
+                    "lstrace: %d pairwise calls found no partner within %ds; set aside (a pair "
+                    "needs two calls of one scope with the same prompt or pair_by value)",
+                    len(stale),
+                    PAIR_TIMEOUT_S,
+                )
+                self._dead(stale, "unpaired")
+            for pair in pairs:
+                second = pair[1].content if len(pair) > 1 else None
+                self._add_unit(
+                    units, pair, partial(build_pair_task, pair[0].content, second, target)
+                )
+        else:
+            for row in rows:
+                self._add_unit(units, [row], partial(build_task, row.content, target))
+        return units
+
+    def _add_unit(
+        self, units: list[Unit], rows: list[Row], build: Callable[[], dict[str, Any]]
+    ) -> None:
+        try:
+            units.append(Unit(rows, build()))
+        except Exception as exc:
+            logger.exception("lstrace: could not build the task for run %s", rows[0].run_id)
+            self._dead(rows, f"build:{type(exc).__name__}")
+
     def _already_there(
-        self, client: LabelStudioClient, project: Project, rows: Sequence[Row]
+        self, client: LabelStudioClient, project: Project, units: Sequence[Unit]
     ) -> set[int]:
         """Rows whose earlier, ambiguous attempt did arrive: forget them instead of re-sending."""
-        maybe = [r for r in rows if r.maybe_sent]
+        maybe = [u for u in units if any(r.maybe_sent for r in u.rows)]
         if not maybe:
             return set()
-        there = client.existing_run_ids(project.id, [r.run_id for r in maybe])
-        ids = {r.id for r in maybe if r.run_id in there}
+        there = client.existing_run_ids(project.id, [u.rows[0].run_id for u in maybe])
+        ids = {r.id for u in maybe if u.rows[0].run_id in there for r in u.rows}
         if ids:
             self.spool.delete(ids)
             self.counters.add("delivered", len(ids))
             logger.info(
-                "lstrace: %d tasks had arrived despite a failed attempt; not re-sent", len(ids)
+                "lstrace: %d calls had arrived despite a failed attempt; not re-sent", len(ids)
             )
-        self.spool.mark_attempt([r.id for r in maybe if r.id not in ids], maybe_sent=False)
+        unsent = [r.id for u in maybe for r in u.rows if r.id not in ids]
+        self.spool.mark_attempt(unsent, maybe_sent=False)
         return ids
 
-    def _chunks(
-        self, project: Project, rows: Sequence[Row]
-    ) -> list[list[tuple[Row, dict[str, object]]]]:
-        chunks: list[list[tuple[Row, dict[str, object]]]] = [[]]
+    def _chunks(self, units: Sequence[Unit]) -> list[list[Unit]]:
+        """Units split so that no import body exceeds ``max_batch_bytes``."""
+        chunks: list[list[Unit]] = [[]]
         size = 0
-        for row in rows:
-            try:
-                task = build_task(row.content, project.target)
-            except Exception as exc:
-                logger.exception("lstrace: could not build the task for run %s", row.run_id)
-                self._dead([row], f"build:{type(exc).__name__}")
-                continue
-            task_size = len(json.dumps(task))
-            if chunks[-1] and size + task_size > self.max_batch_bytes:
+        for unit in units:
+            unit_size = len(json.dumps(unit.task))
+            if chunks[-1] and size + unit_size > self.max_batch_bytes:
                 chunks.append([])
                 size = 0
-            chunks[-1].append((row, task))
-            size += task_size
+            chunks[-1].append(unit)
+            size += unit_size
         return [c for c in chunks if c]
 
-    def _import(
-        self,
-        client: LabelStudioClient,
-        project: Project,
-        chunk: list[tuple[Row, dict[str, object]]],
-    ) -> set[int]:
-        ids = [row.id for row, _ in chunk]
+    def _import(self, client: LabelStudioClient, project: Project, chunk: list[Unit]) -> set[int]:
+        ids = [row.id for unit in chunk for row in unit.rows]
         self.spool.mark_attempt(ids, maybe_sent=True)  # a crash mid-request leaves this mark
         try:
-            client.import_tasks(project.id, [task for _, task in chunk])
+            client.import_tasks(project.id, [unit.task for unit in chunk])
         except DeliveryFailure as failure:
             if not failure.maybe_sent:
                 self.spool.mark_attempt(ids, maybe_sent=False)
@@ -190,8 +244,10 @@ class Sender:
                     client, project, chunk[half:]
                 )
             if failure.kind is FailureKind.REJECTED:
-                self._dead([chunk[0][0]], failure.reason)
-                logger.error("lstrace: task for run %s set aside: %s", chunk[0][0].run_id, failure)
+                self._dead(chunk[0].rows, failure.reason)
+                logger.error(
+                    "lstrace: task for run %s set aside: %s", chunk[0].rows[0].run_id, failure
+                )
                 return set()
             raise
         self.spool.delete(ids)

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from lstrace._labelconfig import Target
+from lstrace._labelconfig import PairTarget, Target
 from lstrace._messages import dialogue_as_text
 
 TRUNCATION_MARK = "\n[... truncated by lstrace: {n} characters removed ...]"
@@ -30,6 +30,25 @@ def build_task(
         ]
     else:
         prompt = truncate(content["prompt"] or dialogue_as_text(content["dialogue"]), max_chars)
+    data = _columns(content, max_chars)
+    data[target.value_key] = prompt
+    texts = [truncate(t, max_chars) for t in content.get("responses") or []]
+    prediction = {
+        "model_version": content["model"] or "unknown-model",
+        "result": [
+            {
+                "from_name": target.from_name,
+                "to_name": target.to_name,
+                "type": "textarea",
+                "value": {"text": texts or [""]},
+            }
+        ],
+    }
+    return {"data": data, "predictions": [prediction]}
+
+
+def _columns(content: Mapping[str, Any], max_chars: int) -> dict[str, Any]:
+    """The flat data keys every task carries: Data Manager columns."""
     usage = content.get("usage") or {}
     data: dict[str, Any] = {
         "run_id": content["run_id"],
@@ -47,20 +66,7 @@ def build_task(
     }
     if content.get("error"):
         data["error"] = truncate(content["error"], max_chars)
-    data[target.value_key] = prompt
-    texts = [truncate(t, max_chars) for t in content.get("responses") or []]
-    prediction = {
-        "model_version": content["model"] or "unknown-model",
-        "result": [
-            {
-                "from_name": target.from_name,
-                "to_name": target.to_name,
-                "type": "textarea",
-                "value": {"text": texts or [""]},
-            }
-        ],
-    }
-    return {"data": data, "predictions": [prediction]}
+    return data
 
 
 def truncate(text: str, max_chars: int) -> str:
@@ -69,3 +75,35 @@ def truncate(text: str, max_chars: int) -> str:
         return text
     removed = len(text) - max_chars
     return text[:max_chars] + TRUNCATION_MARK.format(n=removed)
+
+
+def build_pair_task(
+    first: Mapping[str, Any],
+    second: Mapping[str, Any] | None,
+    target: PairTarget,
+    *,
+    max_chars: int = MAX_FIELD_CHARS,
+) -> dict[str, Any]:
+    """A pairwise task: one prompt, two responses side by side, no prediction.
+
+    With ``second`` None, the two responses are the first two generations of
+    one call; otherwise the first response of each call.
+    """
+    if second is None:
+        answers = (first["responses"] + ["", ""])[:2]
+        models = [first["model"], first["model"]]
+        run_id_b = first["run_id"]
+    else:
+        answers = [(first["responses"] or [""])[0], (second["responses"] or [""])[0]]
+        models = [first["model"], second["model"]]
+        run_id_b = second["run_id"]
+    data = {
+        **_columns(first, max_chars),
+        "model_a": models[0],
+        "model_b": models[1],
+        "run_id_b": run_id_b,
+        "prompt": truncate(first["prompt"] or dialogue_as_text(first["dialogue"]), max_chars),
+        target.left_key: truncate(answers[0], max_chars),
+        target.right_key: truncate(answers[1], max_chars),
+    }
+    return {"data": data}
