@@ -178,6 +178,12 @@ def target_from_xml(xml: str) -> AnyTarget:
             return _checked(
                 xml, Target(el.get("name", ""), to_name, obj.get("value", "")[1:], obj.tag)
             )
+    for el in root.iter("Pairwise"):
+        names = (el.get("toName") or "").split(",")
+        pair = [objects[n] for n in names if n in objects]
+        if len(names) == 2 and len(pair) == 2:
+            keys = [o.get("value", "")[1:] for o in pair]
+            return _checked(xml, PairTarget(el.get("name", ""), keys[0], keys[1]))
     raise ConfigError(
         "project_config has no <TextArea> pointing at an object with a $variable; "
         "lstrace puts the model's response in a TextArea. Add for example "
