@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, ChatMessage, ChatMessageChunk
 
 _ROLES = {
     "human": "user",
@@ -20,10 +20,10 @@ _ROLES = {
 
 def role_of(message: BaseMessage) -> str:
     """The chat role name (user, assistant, system, tool), never a class name."""
-    role = getattr(message, "role", None)  # ChatMessage carries its own role
-    if isinstance(role, str) and role:
-        return role
-    kind = message.type.removesuffix("Chunk").lower()
+    if isinstance(message, ChatMessage | ChatMessageChunk) and message.role:
+        return message.role  # a free-form role of its own
+    # chunk classes report their class name as type: "AIMessageChunk" -> "ai"
+    kind = message.type.removesuffix("Chunk").removesuffix("Message").lower()
     return _ROLES.get(kind, kind)
 
 
@@ -60,11 +60,12 @@ def _tool_call_text(name: str, args: Any) -> str:
 def message_text(message: BaseMessage) -> str:
     """A message's content, plus any tool calls it makes, as readable text."""
     text = text_of(message.content)
-    calls = getattr(message, "tool_calls", None) or []
+    # isinstance first: getattr of a missing field costs a raised AttributeError in pydantic
+    calls = message.tool_calls if isinstance(message, AIMessage) else []
     lines = [text] if text else []
     lines += [_tool_call_text(c.get("name", "?"), c.get("args", {})) for c in calls]
     if not calls and not text:
-        legacy = (getattr(message, "additional_kwargs", None) or {}).get("function_call")
+        legacy = message.additional_kwargs.get("function_call")
         if legacy:
             lines.append(_tool_call_text(legacy.get("name", "?"), legacy.get("arguments", "")))
     return "\n".join(lines)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import difflib
+import functools
 import hashlib
 import json
 import os
@@ -241,7 +242,7 @@ class Destination:
     label_config: str  # used to create the project when it does not exist
     mode: str
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """Stable identity of this destination, used by the spool and the caches."""
         raw = json.dumps(

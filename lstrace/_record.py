@@ -8,8 +8,8 @@ the background sender; that dict is what the spool stores.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -94,8 +94,9 @@ def _pair_group(
         return None  # several generations of one call make a pair by themselves
     pair_by = call.options.pair_by
     key = str(metadata.get(pair_by)) if pair_by and pair_by in metadata else prompt
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return f"{call.scope_seq}:{digest}"
+    # Compared only as stored strings, so a per-process hash is enough; the pid keeps
+    # scopes of different processes apart when a spool's rows are adopted.
+    return f"{os.getpid()}:{call.scope_seq}:{hash(key):x}"
 
 
 def _tags(call: CapturedCall) -> list[str]:
@@ -127,6 +128,8 @@ def _metadata(call: CapturedCall) -> dict[str, Any]:
 
 def _jsonable(value: Any) -> Any:
     """The value if JSON can hold it; else the same with what it cannot hold as strings."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
     try:
         json.dumps(value)
     except (TypeError, ValueError):

@@ -14,9 +14,9 @@ the refused task is isolated; that task is set aside as dead, never silently los
 
 from __future__ import annotations
 
-import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -65,6 +65,15 @@ def pair_up(rows: Sequence[Row]) -> tuple[list[list[Row]], list[Row]]:
 
 
 @dataclass
+class Backlog:
+    """Rows waiting in the spool for one destination."""
+
+    dest: Destination
+    count: int
+    oldest: float  # created time of the oldest row
+
+
+@dataclass
 class Backoff:
     attempts: int = 0
     next_at: float = 0.0
@@ -97,6 +106,37 @@ class Sender:
         self.backoff: dict[str, Backoff] = {}
         self._clients: dict[tuple[str, str], LabelStudioClient] = {}
         self._reported: set[str] = set()
+        # What waits in the spool, per destination, kept in memory so that deciding
+        # whether a batch is due never reads the spool (the spooler adds, we subtract).
+        self._backlog: dict[str, Backlog] = {}
+        self._backlog_lock = threading.Lock()
+
+    # -- the backlog -----------------------------------------------------------------
+
+    def reload_backlog(self) -> None:
+        """Count what this process owns in the spool (at start, and after adopting rows)."""
+        found = self.spool.backlog()
+        with self._backlog_lock:
+            self._backlog = {k: Backlog(d, n, oldest) for k, (d, n, oldest) in found.items()}
+
+    def note_spooled(self, dest: Destination, added: int, created: float) -> None:
+        """The spooler stored ``added`` new rows for ``dest`` (called from its thread)."""
+        if added <= 0:
+            return
+        with self._backlog_lock:
+            entry = self._backlog.get(dest.key)
+            if entry is None:
+                self._backlog[dest.key] = Backlog(dest, added, created)
+            else:
+                entry.count += added
+
+    def _refresh_backlog(self, dest: Destination) -> None:
+        found = self.spool.backlog(dest).get(dest.key)
+        with self._backlog_lock:
+            if found is None:
+                self._backlog.pop(dest.key, None)
+            else:
+                self._backlog[dest.key] = Backlog(*found)
 
     # -- configuration ---------------------------------------------------------
 
@@ -126,32 +166,44 @@ class Sender:
 
     # -- delivery ------------------------------------------------------------------
 
-    def next_due(self) -> float | None:
-        """Earliest time a backed-off destination may be tried again."""
-        times = [b.next_at for b in self.backoff.values() if b.attempts]
+    def next_due(self, flush_interval: float) -> float | None:
+        """When the next destination becomes due (a batch full or old enough, backoff over)."""
+        times = []
+        with self._backlog_lock:
+            entries = list(self._backlog.values())
+        for entry in entries:
+            due = time.time() if entry.count >= self.batch_size else entry.oldest + flush_interval
+            state = self.backoff.get(entry.dest.key)
+            times.append(max(due, state.next_at) if state is not None else due)
         return min(times) if times else None
 
+    def waiting(self) -> int:
+        """Rows this process still has to deliver, as the backlog counts them."""
+        with self._backlog_lock:
+            return sum(entry.count for entry in self._backlog.values())
+
     def deliver(self, *, now: float, flush_interval: float, flushing: bool) -> int:
-        """Send what is due; returns how many tasks were confirmed."""
+        """Send what is due; returns how many calls were confirmed."""
         delivered = 0
-        for dest in self.spool.destinations():
+        with self._backlog_lock:
+            entries = list(self._backlog.values())
+        for entry in entries:
+            dest = entry.dest
             state = self.backoff.get(dest.key)
             if state is not None and state.next_at > now:
                 continue
+            full = entry.count >= self.batch_size
+            if not (flushing or full or entry.oldest + flush_interval <= now):
+                continue
             rows = self.spool.take(dest, self.batch_size)
-            if not rows:
-                continue
-            due = (
-                flushing or len(rows) >= self.batch_size or rows[0].created + flush_interval <= now
-            )
-            if not due:
-                continue
             try:
-                delivered += self._send(dest, rows)
+                delivered += self._send(dest, rows) if rows else 0
             except DeliveryFailure as failure:
                 self._failed(dest, rows, failure)
             else:
                 self.backoff.pop(dest.key, None)
+            finally:
+                self._refresh_backlog(dest)
         return delivered
 
     def _send(self, dest: Destination, rows: Sequence[Row]) -> int:
@@ -222,7 +274,7 @@ class Sender:
         chunks: list[list[Unit]] = [[]]
         size = 0
         for unit in units:
-            unit_size = len(json.dumps(unit.task))
+            unit_size = sum(row.size for row in unit.rows) + 512  # + the config's names
             if chunks[-1] and size + unit_size > self.max_batch_bytes:
                 chunks.append([])
                 size = 0

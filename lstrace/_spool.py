@@ -10,6 +10,7 @@ server, so the sender checks for them there before sending again.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sqlite3
@@ -68,6 +69,7 @@ class Row:
     content: dict[str, Any]
     maybe_sent: bool
     created: float
+    size: int = 0  # bytes of the stored JSON: sizes batches without serializing again
 
 
 class Spool:
@@ -146,22 +148,25 @@ class Spool:
     # -- writing -------------------------------------------------------------
 
     def add(self, items: Iterable[tuple[Destination, dict[str, Any]]]) -> int:
-        """Spool tasks (claimed by this process); returns how many were new."""
+        """Spool tasks (claimed by this process) in one transaction; returns how many were new."""
         now = time.time()
-        added = 0
+        dests: dict[str, Destination] = {}
+        rows = []
+        for dest, content in items:
+            dests[dest.key] = dest
+            rows.append((dest.key, content["run_id"], json.dumps(content), now, self.owner))
         with self._tx() as db:
-            for dest, content in items:
-                db.execute(
-                    "INSERT OR IGNORE INTO destinations VALUES (?, ?)",
-                    (dest.key, json.dumps(dest.__dict__)),
-                )
-                cur = db.execute(
-                    "INSERT OR IGNORE INTO tasks (dest, run_id, body, created, owner)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (dest.key, content["run_id"], json.dumps(content), now, self.owner),
-                )
-                added += cur.rowcount
-        return added
+            db.executemany(
+                "INSERT OR IGNORE INTO destinations VALUES (?, ?)",
+                [(key, json.dumps(dataclasses.asdict(dest))) for key, dest in dests.items()],
+            )
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO tasks (dest, run_id, body, created, owner)"
+                " VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+            return db.total_changes - before
 
     def delete(self, ids: Iterable[int]) -> None:
         """Forget tasks that Label Studio confirmed."""
@@ -221,6 +226,20 @@ class Spool:
         )
         return [Destination(**json.loads(spec)) for (spec,) in rows]
 
+    def backlog(self, dest: Destination | None = None) -> dict[str, tuple[Destination, int, float]]:
+        """Per destination (or just ``dest``): its live rows owned here, and the oldest's time."""
+        sql = (
+            "SELECT d.spec, COUNT(*), MIN(t.created) FROM tasks t"
+            " JOIN destinations d ON d.key = t.dest WHERE t.owner = ? AND t.dead IS NULL"
+        )
+        args: tuple[Any, ...] = (self.owner,)
+        if dest is not None:
+            sql += " AND t.dest = ?"
+            args += (dest.key,)
+        rows = self._db().execute(sql + " GROUP BY t.dest", args).fetchall()
+        found = [Destination(**json.loads(spec)) for spec, _, _ in rows]
+        return {d.key: (d, n, oldest) for d, (_, n, oldest) in zip(found, rows, strict=True)}
+
     def take(self, dest: Destination, limit: int) -> list[Row]:
         """The oldest rows of a destination owned by this process."""
         rows = (
@@ -232,7 +251,7 @@ class Spool:
             )
             .fetchall()
         )
-        return [Row(i, r, json.loads(b), bool(m), c) for i, r, b, m, c in rows]
+        return [Row(i, r, json.loads(b), bool(m), c, len(b)) for i, r, b, m, c in rows]
 
     def count(self, *, mine: bool = False) -> int:
         """Live rows waiting (all processes, or only this one's)."""

@@ -1,8 +1,8 @@
-"""The background worker: the hand-off queue, the thread that spools and sends, flush and exit.
+"""The background worker: the hand-off queue, the threads that spool and send, flush and exit.
 
 Modelled on sentry-python's worker: capture on the hot path is an O(1)
 ``deque.append``; one daemon thread per process drains the queue into the
-spool (within ``spool_interval``) and has the :class:`Sender` deliver. A full
+spool (within ``spool_interval``), another has the :class:`Sender` deliver. A full
 queue sends records straight to the spool from the caller's thread, never
 drops them. After ``fork()`` the child starts its own worker and spool owner;
 at interpreter exit a bounded flush runs and says what is left.
@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,7 +58,8 @@ class Worker:
         self.owner = uuid.uuid4().hex
         self.pid = os.getpid()
         self.spool_path: Path | None = settings.spool_path or default_path()
-        self._wake = threading.Event()
+        self._wake = threading.Event()  # wakes the sender
+        self._queued = threading.Event()  # wakes the spooler
         self.ready = threading.Event()  # set once the spool is open and orphans adopted
         self._sleeping = True
         self._idle = threading.Condition()
@@ -71,7 +72,13 @@ class Worker:
         self._spool: Spool | None = None
         self._overflow_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="lstrace-sender", daemon=True)
+        # Spooling has a thread of its own: a send can block for request_timeout, and a
+        # captured call must reach the spool within spool_interval whatever the network does.
+        self._spooler = threading.Thread(
+            target=self._spool_loop, name="lstrace-spooler", daemon=True
+        )
         self._thread.start()
+        self._spooler.start()
 
     # -- called from user threads ---------------------------------------------------
 
@@ -84,7 +91,7 @@ class Worker:
         queue.append(call)
         if self._sleeping:
             self._sleeping = False
-            self._wake.set()
+            self._queued.set()
 
     def set_key(self, url: str, api_key: str) -> None:
         self._keys[url] = api_key
@@ -136,7 +143,9 @@ class Worker:
 
     def stop(self, timeout: float) -> None:
         self._stopping = True
+        self._queued.set()
         self._wake.set()
+        self._spooler.join(timeout)
         self._thread.join(timeout)
 
     # -- the thread -------------------------------------------------------------------
@@ -145,7 +154,9 @@ class Worker:
         """True when a full sending pass ran during this flush and every destination
         left is backed off beyond ``deadline`` (server down, key refused)."""
         sender = self._sender
-        if sender is None or self.queue or self._flush_passes <= passes_at_start:
+        if sender is None or self.queue or self._in_flight:
+            return False
+        if self._flush_passes <= passes_at_start:
             return False
         states = list(sender.backoff.values())
         return bool(states) and all(s.next_at > deadline for s in states)
@@ -166,10 +177,10 @@ class Worker:
         adopted = self._spool.adopt_orphans()
         if adopted:
             logger.info("lstrace: %d tasks left by an earlier process will be sent", adopted)
+        self._sender.reload_backlog()
         self.ready.set()
         last_beat = time.time()
         while True:
-            self._sleeping = not self.queue
             self._wake.wait(self._wait_time())
             self._wake.clear()
             try:
@@ -177,12 +188,30 @@ class Worker:
                 if time.time() - last_beat > 10:
                     last_beat = time.time()
                     self._spool.heartbeat()
-                    self._spool.adopt_orphans()
+                    if self._spool.adopt_orphans():
+                        self._sender.reload_backlog()
             except Exception:
                 logger.exception("lstrace: the sender hit an unexpected error; it keeps going")
                 time.sleep(0.5)
             with self._idle:
                 self._idle.notify_all()
+            if self._stopping:
+                break
+
+    def _spool_loop(self) -> None:
+        self.ready.wait()
+        while True:
+            self._sleeping = not self.queue
+            # Half the interval: the commit itself takes time, and the promise is the whole.
+            self._queued.wait(self.settings.spool_interval / 2 if self.queue else 1.0)
+            self._queued.clear()
+            try:
+                if self.queue:
+                    self._spool_queue()
+                    self._wake.set()  # the sender decides whether a batch is due
+            except Exception:
+                logger.exception("lstrace: the spooler hit an unexpected error; it keeps going")
+                time.sleep(0.5)
             if self._stopping and not self.queue:
                 break
 
@@ -190,9 +219,8 @@ class Worker:
         assert self._sender is not None
         for url, key in list(self._keys.items()):
             self._sender.set_key(url, key)
-        self._spool_queue()
         if self._stopping:
-            return  # spooled above; delivery resumes in the next process
+            return  # the spooler keeps what is left; delivery resumes in the next process
         flushing = self._flushing > 0
         self._sender.deliver(
             now=time.time(), flush_interval=self.settings.flush_interval, flushing=flushing
@@ -201,12 +229,8 @@ class Worker:
             self._flush_passes += 1
 
     def _wait_time(self) -> float:
-        if self.queue:
-            return self.settings.spool_interval
         wait = 10.0
-        if self._spool is not None and self._spool.count(mine=True):
-            wait = self.settings.flush_interval
-        due = self._sender.next_due() if self._sender else None
+        due = self._sender.next_due(self.settings.flush_interval) if self._sender else None
         if due is not None:
             wait = min(wait, max(0.01, due - time.time()))
         return wait
@@ -239,6 +263,9 @@ class Worker:
         self.counters.add("captured", len(calls))
         added = self._spool.add(items)
         self.counters.add("spooled", added)
+        if self._sender is not None:
+            for dest, n in Counter(dest for dest, _ in items).items():
+                self._sender.note_spooled(dest, min(n, added), time.time())
 
     def _overflow(self, call: CapturedCall) -> None:
         """The queue is full: spool this call from the caller's thread rather than drop it."""
@@ -348,7 +375,7 @@ def shutdown(*, timeout: float | None = None, report: bool = True) -> FlushResul
     result = worker.flush(_settings.shutdown_timeout if timeout is None else timeout)
     worker.stop(timeout=1.0)
     spool = worker._spool
-    if spool is not None and not worker._thread.is_alive():
+    if spool is not None and not worker._thread.is_alive() and not worker._spooler.is_alive():
         spool.release()
     if report and result.pending:
         print(
@@ -372,6 +399,9 @@ def reset() -> None:
             worker._spool.close()
     _keys.clear()
     _settings = Settings()
+    from lstrace._projects import reset_entry_checks
+
+    reset_entry_checks()
 
 
 def _at_exit() -> None:
