@@ -1,0 +1,256 @@
+"""The export formats: each writer takes reviews one at a time and writes rows as it goes.
+
+- ``sft``: ``{"prompt", "completion"}`` (prompt mode) or ``{"messages": [...]}``
+  ending with the approved assistant turn (chat mode).
+- ``preference``: TRL's ``{"prompt", "chosen", "rejected"}``, standard or
+  conversational. An edit is chosen over the model's response; among the
+  responses to one prompt, a higher-rated one over a lower-rated one.
+- ``ratings``: one row per annotation, JSON lines or CSV.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any, Protocol, TextIO
+
+from lstrace._export.annotations import Controls, Prompt, Review
+
+FORMATS: tuple[str, ...] = ("sft", "preference", "ratings")
+
+
+class Writer(Protocol):
+    """Writes rows for reviews; ``dropped`` says why a review gave no row."""
+
+    dropped: Counter[str]
+
+    def write(self, review: Review) -> int:
+        """Write the rows of one review now; returns how many."""
+        ...
+
+    def finish(self) -> int:
+        """Write what needs every review first; returns how many rows."""
+        ...
+
+
+def make_writer(fmt: str, out: TextIO, controls: Controls, *, as_csv: bool) -> Writer:
+    """The writer for ``fmt`` (one of :data:`FORMATS`)."""
+    if fmt == "sft":
+        return SftWriter(out)
+    if fmt == "preference":
+        return PreferenceWriter(out)
+    if as_csv:
+        return RatingsCsvWriter(out, controls)
+    return RatingsJsonWriter(out)
+
+
+def _line(out: TextIO, row: dict[str, Any]) -> None:
+    out.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _assistant(text: str) -> list[dict[str, str]]:
+    return [{"role": "assistant", "content": text}]
+
+
+class SftWriter:
+    """Prompt and approved completion, in TRL's prompt-completion or messages layout."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.dropped: Counter[str] = Counter()
+
+    def write(self, review: Review) -> int:
+        completion = review.final
+        if review.prompt is None:
+            self.dropped["no_prompt"] += 1
+            return 0
+        if not completion:
+            self.dropped["empty_response"] += 1
+            return 0
+        if isinstance(review.prompt, list):
+            _line(self.out, {"messages": [*review.prompt, *_assistant(completion)]})
+        else:
+            _line(self.out, {"prompt": review.prompt, "completion": completion})
+        return 1
+
+    def finish(self) -> int:
+        return 0
+
+
+class PreferenceWriter:
+    """Edit pairs as they come; rating pairs at the end, grouped by prompt in a temp database.
+
+    The temporary SQLite database lives on disk, so grouping a project's
+    ratings by prompt does not hold them in memory.
+    """
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.dropped: Counter[str] = Counter()
+        self._seq = 0
+        self._db = sqlite3.connect("")  # "": a private temporary on-disk database
+        self._db.executescript(
+            "CREATE TABLE prompts (key TEXT PRIMARY KEY, prompt TEXT NOT NULL);"
+            "CREATE TABLE rated (key TEXT, response TEXT, rating REAL, seq INTEGER);"
+            "CREATE INDEX rated_key ON rated (key, response);"
+        )
+
+    def write(self, review: Review) -> int:
+        if review.prompt is None:
+            self.dropped["no_prompt"] += 1
+            return 0
+        written = 0
+        if review.edited and review.text and review.original is not None:
+            self._pair(review.prompt, review.text, review.original)
+            written = 1
+        elif review.chosen and review.rejected is not None and review.chosen != review.rejected:
+            self._pair(review.prompt, review.chosen, review.rejected)
+            written = 1
+        rated = review.original if review.original is not None else review.final
+        if review.rating is not None and rated:
+            self._remember(review.prompt, rated, review.rating)
+        elif not written:
+            self.dropped["neither_edited_nor_rated"] += 1
+        return written
+
+    def finish(self) -> int:
+        written = 0
+        try:
+            for key, prompt in self._groups():
+                ranked = self._ranked(key)
+                for i, (better, high) in enumerate(ranked):
+                    for worse, low in ranked[i + 1 :]:
+                        if high > low:
+                            self._pair(prompt, better, worse)
+                            written += 1
+        finally:
+            self._db.close()
+        if written == 0 and self._seq:
+            self.dropped["rated_without_pair"] += self._seq
+        return written
+
+    def _pair(self, prompt: Prompt, chosen: str, rejected: str) -> None:
+        row: dict[str, Any]
+        if isinstance(prompt, list):
+            row = {"prompt": prompt, "chosen": _assistant(chosen), "rejected": _assistant(rejected)}
+        else:
+            row = {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+        _line(self.out, row)
+
+    def _remember(self, prompt: Prompt, response: str, rating: float) -> None:
+        text = json.dumps(prompt, ensure_ascii=False)
+        canonical = json.dumps(prompt, ensure_ascii=False, sort_keys=True)
+        key = hashlib.sha256(canonical.encode()).hexdigest()
+        self._seq += 1
+        self._db.execute("INSERT OR IGNORE INTO prompts VALUES (?, ?)", (key, text))
+        self._db.execute(
+            "INSERT INTO rated VALUES (?, ?, ?, ?)", (key, response, rating, self._seq)
+        )
+
+    def _groups(self) -> Iterator[tuple[str, Prompt]]:
+        """Prompts with at least two distinct rated responses, in first-seen order."""
+        rows = self._db.execute(
+            "SELECT r.key, p.prompt FROM rated r JOIN prompts p ON p.key = r.key "
+            "GROUP BY r.key HAVING COUNT(DISTINCT r.response) > 1 ORDER BY MIN(r.seq)"
+        )
+        for key, text in rows:
+            yield key, json.loads(text)
+
+    def _ranked(self, key: str) -> list[tuple[str, float]]:
+        """Distinct responses to one prompt, best first (a response rated twice: the mean)."""
+        rows = self._db.execute(
+            "SELECT response, AVG(rating) FROM rated WHERE key = ? GROUP BY response "
+            "ORDER BY AVG(rating) DESC, MIN(seq)",
+            (key,),
+        )
+        return [(str(response), float(mean)) for response, mean in rows]
+
+
+def _rating_row(review: Review) -> dict[str, Any]:
+    return {
+        "task_id": review.task_id,
+        "run_id": review.run_id,
+        "model": review.model,
+        "annotator": review.annotator,
+        "skipped": review.skipped,
+        "prompt": review.prompt,
+        "response": review.original,
+        "corrected_response": review.corrected,
+        "rating": review.rating,
+        "ratings": review.ratings,
+        "choices": review.choices,
+        "texts": review.texts,
+    }
+
+
+class RatingsJsonWriter:
+    """One JSON line per annotation."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.dropped: Counter[str] = Counter()
+
+    def write(self, review: Review) -> int:
+        _line(self.out, _rating_row(review))
+        return 1
+
+    def finish(self) -> int:
+        return 0
+
+
+class RatingsCsvWriter:
+    """One CSV row per annotation; one column per Rating, Choices and extra TextArea control."""
+
+    def __init__(self, out: TextIO, controls: Controls) -> None:
+        self.dropped: Counter[str] = Counter()
+        self._ratings = [n for n in controls.ratings if n != controls.primary_rating]
+        self._choices = list(controls.choices)
+        self._texts = list(controls.texts)
+        base = ["task_id", "run_id", "model", "annotator", "skipped", "prompt", "response"]
+        self.columns = [
+            *base,
+            "corrected_response",
+            "rating",
+            *(f"ratings.{n}" for n in self._ratings),
+            *(f"choices.{n}" for n in self._choices),
+            *(f"texts.{n}" for n in self._texts),
+        ]
+        self._csv = csv.writer(out, lineterminator="\n")
+        self._csv.writerow(self.columns)
+
+    def write(self, review: Review) -> int:
+        prompt = review.prompt
+        self._csv.writerow(
+            [
+                review.task_id,
+                review.run_id or "",
+                review.model or "",
+                review.annotator,
+                "true" if review.skipped else "false",
+                prompt if isinstance(prompt, str) or prompt is None else _json(prompt),
+                review.original or "",
+                review.corrected or "",
+                _num(review.rating),
+                *(_num(review.ratings.get(n)) for n in self._ratings),
+                *("; ".join(review.choices.get(n, [])) for n in self._choices),
+                *(review.texts.get(n, "") for n in self._texts),
+            ]
+        )
+        return 1
+
+    def finish(self) -> int:
+        return 0
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return ""
+    return str(int(value)) if float(value).is_integer() else str(value)

@@ -1,0 +1,334 @@
+"""The ``lstrace`` command: export, sync, status, projects.
+
+Exit codes (the same for every command):
+
+- 0: done
+- 1: nothing to export (export), or tasks still waiting in the spool (sync)
+- 2: usage: a bad option, an unknown project, a label config without TextArea
+- 3: Label Studio unreachable (no connection, timeout, server error)
+- 4: no API key, or Label Studio refused it
+- 70: an internal error (a bug: set LSTRACE_DEBUG=1 for the traceback)
+
+Errors print one line on stderr, saying what to fix. The API key is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from lstrace._export.errors import AuthFailed, ExportError, ServerUnreachable
+
+EXIT_OK = 0
+EXIT_EMPTY = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+EXIT_AUTH = 4
+EXIT_INTERNAL = 70
+
+_EPILOG = (
+    "exit codes: 0 done; 1 nothing to export / tasks still waiting; 2 usage or unknown project; "
+    "3 Label Studio unreachable; 4 API key missing or refused."
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``lstrace`` command line; returns the exit code."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error argparse already printed
+        return int(exc.code or 0)
+    command: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return command(args)
+    except ExportError as exc:
+        _error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _error("interrupted.")
+        return 130
+    except Exception as exc:
+        if os.environ.get("LSTRACE_DEBUG"):
+            raise
+        _error(
+            f"internal error ({type(exc).__name__}: {exc}); set LSTRACE_DEBUG=1 for the "
+            "traceback and report it."
+        )
+        return EXIT_INTERNAL
+
+
+def _error(message: str) -> None:
+    print(f"lstrace: error: {message}", file=sys.stderr)
+
+
+def _url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"must start with http:// or https://, got {value!r}")
+    return value.rstrip("/")
+
+
+def _server_options(*, url_default: bool = True) -> argparse.ArgumentParser:
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument(
+        "--url",
+        type=_url,
+        default=os.environ.get("LABEL_STUDIO_URL") if url_default else None,
+        help="Label Studio URL (default: $LABEL_STUDIO_URL, else http://localhost:8080)",
+    )
+    shared.add_argument(
+        "--api-key",
+        default=None,
+        help="API token (default: $LABEL_STUDIO_API_KEY; prefer the variable: "
+        "options show in the process list)",
+    )
+    return shared
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lstrace",
+        description="Review LangChain LLM calls in Label Studio and export them as datasets.",
+        epilog=_EPILOG,
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    _add_export(commands)
+    sync = commands.add_parser(
+        "sync",
+        parents=[_server_options(url_default=False)],
+        help="deliver tasks waiting in the spool",
+        description="Deliver the tasks earlier processes left in the spool. With --url, only "
+        "those for that server.",
+        epilog=_EPILOG,
+    )
+    sync.add_argument("--timeout", type=float, default=60.0, help="seconds to try (default 60)")
+    sync.add_argument("--spool", type=Path, help="spool file (default: $LSTRACE_SPOOL_PATH)")
+    sync.set_defaults(run=run_sync)
+    status = commands.add_parser(
+        "status",
+        parents=[_server_options()],
+        help="check the server, the API key and the spool",
+        description="Is Label Studio reachable, is the API key accepted, how many projects, "
+        "how many tasks wait in the spool.",
+        epilog=_EPILOG,
+    )
+    status.add_argument("--spool", type=Path, help="spool file (default: $LSTRACE_SPOOL_PATH)")
+    status.set_defaults(run=run_status)
+    projects = commands.add_parser(
+        "projects",
+        parents=[_server_options()],
+        help="list projects with task and annotation counts",
+        description="List the projects the API key can see, with their task and annotation counts.",
+        epilog=_EPILOG,
+    )
+    projects.add_argument("--json", action="store_true", help="one JSON object per line")
+    projects.set_defaults(run=run_projects)
+    return parser
+
+
+def _add_export(commands: Any) -> None:
+    from lstrace._export.annotations import POLICIES
+    from lstrace._export.formats import FORMATS
+
+    export = commands.add_parser(
+        "export",
+        parents=[_server_options()],
+        help="write annotated tasks as an SFT, preference or ratings dataset",
+        description=(
+            "Write a project's annotated tasks as a dataset. sft: prompt/completion or chat "
+            "messages ending with the approved answer. preference: prompt/chosen/rejected "
+            "(TRL's DPO layout) from edits and ratings. ratings: one row per annotation."
+        ),
+        epilog=_EPILOG,
+    )
+    export.add_argument("--project", required=True, help="project title or id")
+    export.add_argument("--format", required=True, choices=FORMATS, dest="fmt")
+    export.add_argument(
+        "-o", "--output", default="-", help="output file (default: standard output)"
+    )
+    export.add_argument(
+        "--csv", action="store_true", help="ratings as CSV (implied by an -o ending in .csv)"
+    )
+    export.add_argument(
+        "--min-rating", type=float, help="keep annotations rated at least this (drops unrated)"
+    )
+    export.add_argument(
+        "--include-skipped", action="store_true", help="keep skipped (cancelled) annotations"
+    )
+    export.add_argument(
+        "--since",
+        help="keep annotations last updated at or after this date or time (ISO 8601; UTC "
+        "unless an offset is given)",
+    )
+    export.add_argument(
+        "--no-dedupe",
+        dest="dedupe",
+        action="store_false",
+        help="keep every task of a run_id (default: the first annotated one)",
+    )
+    export.add_argument(
+        "--annotator-policy",
+        choices=POLICIES,
+        default="latest",
+        help="several annotations on one task: latest (last updated; default), first, or all",
+    )
+    export.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress on stderr (default: when stderr is a terminal)",
+    )
+    export.set_defaults(run=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """``lstrace export``: write the dataset, then one summary line on stderr."""
+    from lstrace.export import describe_dropped, export_project, ignored_note
+
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    result = export_project(
+        args.project,
+        args.fmt,
+        args.output,
+        url=args.url,
+        api_key=args.api_key,
+        as_csv=True if args.csv else None,
+        min_rating=args.min_rating,
+        include_skipped=args.include_skipped,
+        since=args.since,
+        dedupe=args.dedupe,
+        annotator_policy=args.annotator_policy,
+        progress=progress,
+    )
+    where = "standard output" if result.output == "-" else result.output
+    left_out = describe_dropped(result.dropped)
+    print(
+        f"lstrace export: wrote {result.rows} {result.format} rows to {where} from "
+        f"{result.used} of {result.annotations} annotations on {result.tasks} tasks of project "
+        f"{result.project_title!r} (id {result.project_id})"
+        + (f"; left out: {left_out}" if left_out else "")
+        + ".",
+        file=sys.stderr,
+    )
+    if result.ignored_result_types:
+        print(f"lstrace export: note: {ignored_note(result.ignored_result_types)}", file=sys.stderr)
+    return EXIT_OK
+
+
+def run_sync(args: argparse.Namespace) -> int:
+    """``lstrace sync``: deliver the spool; 0 when it is empty afterwards."""
+    import lstrace
+    from lstrace import _worker
+
+    if args.spool is not None:
+        lstrace.configure(spool_path=args.spool)
+    try:
+        result = lstrace.sync(url=args.url, api_key=args.api_key, timeout=args.timeout)
+        reasons = lstrace.stats().failed_by_reason
+    finally:
+        _worker.shutdown(timeout=0, report=False)
+    if result.pending == 0:
+        print(f"lstrace sync: delivered {result.delivered} tasks; nothing waits in the spool.")
+        return EXIT_OK
+    where = f"{result.pending} tasks still wait in {result.spool_path}"
+    if any(r.startswith("auth") for r in reasons):
+        raise AuthFailed(
+            f"{where}: Label Studio refused the API key; set LABEL_STUDIO_API_KEY "
+            "or pass --api-key, then run `lstrace sync` again."
+        )
+    if any(r == "retry" or r.startswith("retry:5") for r in reasons):
+        raise ServerUnreachable(
+            f"{where}: Label Studio could not be reached; check it with `lstrace status`, then "
+            "run `lstrace sync` again."
+        )
+    _error(
+        f"{where} (delivered {result.delivered}); no API key for their server? Set "
+        "LABEL_STUDIO_API_KEY, or run `lstrace sync --timeout` with more time."
+    )
+    return EXIT_EMPTY
+
+
+def run_status(args: argparse.Namespace) -> int:
+    """``lstrace status``: the spool, then the server, the key and the projects."""
+    from lstrace._export.server import ReadClient
+    from lstrace._options import DEFAULT_URL
+
+    url = args.url or DEFAULT_URL
+    print(f"spool        {spool_line(args.spool)}")
+    client = ReadClient(url, args.api_key or os.environ.get("LABEL_STUDIO_API_KEY"))
+    print(f"Label Studio {url}: reachable, version {client.version()}")
+    print(f"API key      accepted (user {client.whoami()})")
+    print(f"projects     {sum(1 for _ in client.projects())}")
+    return EXIT_OK
+
+
+def spool_line(path: Path | None) -> str:
+    """How many tasks wait in the spool, read without writing to it."""
+    from lstrace._spool import default_path
+
+    path = path or default_path()
+    if not path.exists():
+        return f"{path}: none (no spool file yet)"
+    try:
+        db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            waiting = db.execute("SELECT COUNT(*) FROM tasks WHERE dead IS NULL").fetchone()[0]
+            dead = db.execute("SELECT COUNT(*) FROM tasks WHERE dead IS NOT NULL").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        return f"{path}: unreadable ({exc})"
+    line = f"{path}: {waiting} tasks waiting"
+    if waiting:
+        line += " (deliver them with `lstrace sync`)"
+    if dead:
+        line += f", {dead} refused by Label Studio"
+    return line
+
+
+def run_projects(args: argparse.Namespace) -> int:
+    """``lstrace projects``: one line per project."""
+    from lstrace._export.server import ReadClient
+    from lstrace._options import DEFAULT_URL
+
+    client = ReadClient(
+        args.url or DEFAULT_URL, args.api_key or os.environ.get("LABEL_STUDIO_API_KEY")
+    )
+    rows: list[dict[str, Any]] = [
+        {
+            "id": p.id,
+            "title": p.title,
+            "tasks": p.tasks,
+            "annotated_tasks": p.annotated_tasks,
+            "annotations": p.annotations,
+            "skipped": p.skipped,
+        }
+        for p in client.projects()
+    ]
+    rows.sort(key=lambda r: r["id"])
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return EXIT_OK
+    if not rows:
+        print(f"no projects on {client.url}")
+        return EXIT_OK
+    print(f"{'id':>6} {'tasks':>8} {'annotated':>9} {'annotations':>11} {'skipped':>7}  title")
+    for r in rows:
+        print(
+            f"{r['id']:>6} {r['tasks']:>8} {r['annotated_tasks']:>9} {r['annotations']:>11} "
+            f"{r['skipped']:>7}  {r['title']}"
+        )
+    return EXIT_OK
+
+
+__all__ = ["main"]
+
+if __name__ == "__main__":
+    sys.exit(main())

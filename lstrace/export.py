@@ -1,0 +1,298 @@
+"""Export a project's reviewed LLM calls as training or evaluation data.
+
+The Python side of ``lstrace export``::
+
+    from lstrace.export import export_project
+
+    result = export_project("Support bot", "sft", "sft.jsonl", min_rating=4)
+    print(result.rows, "rows")
+
+Tasks are streamed from Label Studio a page at a time and rows are written as
+they come, so a project of any size exports in flat memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from lstrace._export.annotations import POLICIES, Controls, Filters, Tally, parse_since, reviews
+from lstrace._export.errors import (
+    AuthFailed,
+    BadRequest,
+    ExportError,
+    NothingToExport,
+    ServerUnreachable,
+)
+from lstrace._export.fetch import PAGE_SIZE, annotated_tasks
+from lstrace._export.formats import FORMATS, Writer, make_writer
+from lstrace._export.server import ProjectInfo, ReadClient
+from lstrace._options import DEFAULT_URL
+
+__all__ = [
+    "FORMATS",
+    "POLICIES",
+    "AuthFailed",
+    "BadRequest",
+    "ExportError",
+    "ExportResult",
+    "NothingToExport",
+    "ServerUnreachable",
+    "export_project",
+]
+
+logger = logging.getLogger("lstrace")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote, and what it read but left out (reason -> count)."""
+
+    project_id: int
+    project_title: str
+    format: str
+    output: str  # a path, or "-" for standard output
+    rows: int
+    tasks: int  # annotated tasks read
+    annotations: int  # annotations on them
+    used: int  # annotations that passed the filters
+    dropped: dict[str, int] = field(default_factory=dict)
+    ignored_result_types: dict[str, int] = field(default_factory=dict)
+
+
+def export_project(
+    project: str | int,
+    format: str,
+    output: str | Path | TextIO = "-",
+    *,
+    url: str | None = None,
+    api_key: str | None = None,
+    as_csv: bool | None = None,
+    min_rating: float | None = None,
+    include_skipped: bool = False,
+    since: dt.datetime | dt.date | str | None = None,
+    dedupe: bool = True,
+    annotator_policy: str = "latest",
+    progress: bool | TextIO = False,
+) -> ExportResult:
+    """Write the annotated tasks of ``project`` (title or id) in ``format`` to ``output``.
+
+    ``format``: ``sft``, ``preference`` or ``ratings`` (JSON lines; CSV when
+    ``as_csv`` or when ``output`` ends in ``.csv``). ``annotator_policy``
+    decides between several annotations of one task: ``latest`` (the last
+    updated, the default), ``first`` or ``all``; skipped annotations are left
+    out first unless ``include_skipped``, then ``since`` (annotation last
+    updated at or after it; naive values are UTC) and ``min_rating`` apply.
+    ``dedupe`` keeps one task per ``run_id``. A file ``output`` is written
+    under a temporary name and renamed when complete.
+
+    Raises :class:`NothingToExport` when no row results, :class:`BadRequest`
+    for an unknown project, a config without TextArea or a bad option,
+    :class:`ServerUnreachable` and :class:`AuthFailed` (all :class:`ExportError`,
+    with one-line messages naming the fix).
+    """
+    as_csv = _check_options(format, output, as_csv, annotator_policy, min_rating)
+    filters = Filters(annotator_policy, include_skipped, parse_since(since), min_rating)
+    client = ReadClient(
+        url or os.environ.get("LABEL_STUDIO_URL") or DEFAULT_URL,
+        api_key or os.environ.get("LABEL_STUDIO_API_KEY"),
+    )
+    info = client.project(project)
+    controls = Controls.from_parsed(info.parsed_config, info.describe())
+    users = client.users() if format == "ratings" else {}
+    tally = Tally()
+    with _opened(output) as out:
+        writer = make_writer(format, out, controls, as_csv=as_csv)
+        rows = _write_all(client, info, controls, filters, users, writer, tally, dedupe, progress)
+        if rows == 0:
+            raise NothingToExport(_why_empty(info, format, filters, tally, writer))
+    if tally.ignored_types:
+        logger.warning("lstrace export: %s", ignored_note(tally.ignored_types))
+    return ExportResult(
+        project_id=info.id,
+        project_title=info.title,
+        format=format,
+        output=output if isinstance(output, str) else str(getattr(output, "name", output)),
+        rows=rows,
+        tasks=tally.tasks,
+        annotations=tally.annotations,
+        used=tally.used,
+        dropped={k: v for k, v in (tally.dropped + writer.dropped).items() if v},
+        ignored_result_types=dict(tally.ignored_types),
+    )
+
+
+def _write_all(
+    client: ReadClient,
+    info: ProjectInfo,
+    controls: Controls,
+    filters: Filters,
+    users: Mapping[int, str],
+    writer: Writer,
+    tally: Tally,
+    dedupe: bool,
+    progress: bool | TextIO,
+) -> int:
+    meter = _Progress(progress if not isinstance(progress, bool) else sys.stderr, info.describe())
+    seen: set[str] = set()  # run ids written; the only thing that grows with the project
+    rows = 0
+    tasks = annotated_tasks(
+        client,
+        info.id,
+        include_skipped=filters.include_skipped,
+        page_size=PAGE_SIZE,
+        on_page=meter if progress else None,
+    )
+    for task in tasks:
+        run_id = str((task.get("data") or {}).get("run_id") or "")
+        if dedupe and run_id and run_id in seen:
+            tally.dropped["duplicate_run_id"] += 1
+            continue
+        found = reviews(task, controls, filters, users, tally)
+        if found and run_id:
+            seen.add(run_id)
+        for review in found:
+            tally.used += 1
+            rows += writer.write(review)
+    rows += writer.finish()
+    if progress:
+        meter.done()
+    return rows
+
+
+def _check_options(
+    fmt: str,
+    output: str | Path | TextIO,
+    as_csv: bool | None,
+    policy: str,
+    min_rating: float | None,
+) -> bool:
+    if fmt not in FORMATS:
+        raise BadRequest(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}.")
+    if policy not in POLICIES:
+        raise BadRequest(f"annotator policy must be one of {', '.join(POLICIES)}, not {policy!r}.")
+    if min_rating is not None and not isinstance(min_rating, int | float):
+        raise BadRequest(f"min_rating must be a number, not {min_rating!r}.")
+    if as_csv is None:
+        as_csv = fmt == "ratings" and str(output).lower().endswith(".csv")
+    if as_csv and fmt != "ratings":
+        raise BadRequest(f"CSV is available for the ratings format only, not for {fmt}.")
+    return as_csv
+
+
+@contextlib.contextmanager
+def _opened(output: str | Path | TextIO) -> Iterator[TextIO]:
+    """Standard output, a stream given by the caller, or a file renamed into place when done."""
+    if not isinstance(output, str | Path):
+        yield output
+        return
+    if str(output) == "-":
+        yield sys.stdout
+        return
+    path = Path(output)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as out:
+            yield out
+        partial.replace(path)
+    except OSError as exc:
+        raise BadRequest(f"cannot write {path}: {exc.strerror or exc}.") from None
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+_REASONS = {
+    "skipped": "{n} skipped (add --include-skipped to keep them)",
+    "before_since": "{n} last updated before {since}",
+    "below_min_rating": "{n} rated below {min_rating} or not rated",
+    "duplicate_run_id": "{n} duplicate tasks of one run_id",
+    "empty_response": "{n} with an empty response",
+    "no_prompt": "{n} without a prompt",
+    "neither_edited_nor_rated": "{n} neither edited nor rated",
+    "rated_without_pair": "{n} rated, but no prompt has two responses rated differently",
+}
+
+
+def _why_empty(info: ProjectInfo, fmt: str, filters: Filters, tally: Tally, writer: Writer) -> str:
+    if tally.tasks == 0:
+        hint = ""
+        if info.skipped and not filters.include_skipped:
+            hint = f" (it has {info.skipped} skipped annotations: add --include-skipped)"
+        return (
+            f"{info.describe()} has no annotated tasks to export{hint}; "
+            "annotate some in Label Studio, then export again."
+        )
+    counts = tally.dropped + writer.dropped
+    reasons = [
+        text.format(n=counts[key], since=filters.since, min_rating=f"{filters.min_rating:g}")
+        for key, text in _REASONS.items()
+        if counts[key]
+    ]
+    if info.skipped and not filters.include_skipped and not counts["skipped"]:
+        reasons.append(
+            f"the project also has {info.skipped} skipped annotation(s), left out "
+            "(add --include-skipped to keep them)"
+        )
+    return (
+        f"nothing to export as {fmt} from {info.describe()}: of {tally.annotations} annotations "
+        f"on {tally.tasks} tasks, " + ("; ".join(reasons) or "none gave a row") + "."
+    )
+
+
+DROPPED_LABELS = {
+    "skipped": "skipped",
+    "superseded": "superseded by another annotation of the task",
+    "before_since": "updated before --since",
+    "below_min_rating": "below --min-rating or unrated",
+    "duplicate_run_id": "duplicate tasks of a run_id",
+    "empty_response": "with an empty response",
+    "no_prompt": "without a prompt",
+    "neither_edited_nor_rated": "neither edited nor rated",
+    "rated_without_pair": "rated, with no differently rated answer to pair with",
+}
+
+
+def describe_dropped(dropped: Mapping[str, int]) -> str:
+    """``3 skipped, 1 superseded by ...``: what an export left out, in words."""
+    return ", ".join(f"{n} {DROPPED_LABELS.get(why, why)}" for why, n in sorted(dropped.items()))
+
+
+def ignored_note(ignored: Mapping[str, int]) -> str:
+    """One line about result items of types the export does not read."""
+    kinds = ", ".join(f"{kind} ({n})" for kind, n in sorted(ignored.items()))
+    return (
+        f"left out {sum(ignored.values())} annotation result items of types it does not read: "
+        f"{kinds}; it reads textarea, rating and choices."
+    )
+
+
+class _Progress:
+    """Tasks read so far on stderr: one updating line on a terminal, else every 10 %."""
+
+    def __init__(self, stream: TextIO, what: str) -> None:
+        self.stream = stream
+        self.what = what
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self._last_step = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        percent = 100 * done // total if total else 100
+        line = f"lstrace export: {self.what}: {done}/{total} tasks read ({percent} %)"
+        if self.tty:
+            self.stream.write("\r" + line)
+            self.stream.flush()
+        elif percent // 10 != self._last_step:
+            self._last_step = percent // 10
+            self.stream.write(line + "\n")
+
+    def done(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()

@@ -1,0 +1,313 @@
+"""The ``lstrace`` command, run through ``lstrace.cli.main([...])``: exports, sync, status,
+projects, help, and one clear error line with a documented exit code for every failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from langchain_core.language_models import FakeListLLM
+
+import lstrace
+from lstrace import _worker
+from lstrace.cli import main
+from tests import readback
+from tests.spooled import spooled
+from tests.test_export import annotate, choices, golden, rating, seed_prompt_project, textarea
+
+WRONG_KEY = "not-the-key-0123456789"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of ``lstrace ARGV``."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_error_line(err: str) -> str:
+    """The single error line a failing command prints (and no traceback)."""
+    assert "Traceback" not in err
+    [line] = err.strip().splitlines()
+    assert line.startswith("lstrace: error: ")
+    return line
+
+
+def spool_a_call(spool: Path, title: str) -> None:
+    """Capture one call into the spool and stop the sender before it delivers it."""
+    with lstrace.ls_session(project_name=title):
+        FakeListLLM(responses=["Later."]).invoke(
+            "Deliver me later", config={"run_id": UUID(int=41)}
+        )
+    spooled(spool, 1)
+    _worker.reset()  # the long batching window means nothing was sent; the row stays
+
+
+# -- export --------------------------------------------------------------------------------
+
+
+def test_export_writes_the_dataset_and_a_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`lstrace export` writes the same dataset as the Python API and one summary line."""
+    seed_prompt_project("CLI sft")
+    out = tmp_path / "sft.jsonl"
+    code, stdout, err = run(
+        capsys, "export", "--project", "CLI sft", "--format", "sft", "-o", str(out)
+    )
+    assert code == 0 and stdout == ""
+    assert err.strip().splitlines() == [
+        f"lstrace export: wrote 5 sft rows to {out} from 5 of 6 annotations on 5 tasks of "
+        f"project 'CLI sft' (id {readback.project_id('CLI sft')}); left out: 1 superseded by "
+        "another annotation of the task."
+    ]
+    golden("sft_prompt.jsonl", out.read_text(encoding="utf-8"))
+
+
+def test_export_ratings_as_csv_to_stdout_with_progress(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without -o the dataset goes to stdout; --csv makes ratings CSV; --progress reports the
+    tasks read on stderr even when stderr is not a terminal."""
+    seed_prompt_project("CLI ratings")
+    code, stdout, err = run(
+        capsys, "export", "--project", "CLI ratings", "--format", "ratings", "--csv", "--progress"
+    )
+    assert code == 0
+    header, *rows = stdout.splitlines()
+    assert header == (
+        "task_id,run_id,model,annotator,skipped,prompt,response,corrected_response,rating"
+    )
+    assert len(rows) == 5
+    assert "lstrace export: project 'CLI ratings'" in err and "5/5 tasks read (100 %)" in err
+
+
+def test_nothing_to_export_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A project nobody annotated: exit 1, one line saying so, no output file."""
+    with lstrace.ls_session(project_name="CLI empty"):
+        FakeListLLM(responses=["y"]).invoke("Anyone?", config={"run_id": UUID(int=42)})
+    readback.flushed(1)
+    out = tmp_path / "out.jsonl"
+    code, _, err = run(
+        capsys, "export", "--project", "CLI empty", "--format", "sft", "-o", str(out)
+    )
+    assert code == 1
+    assert "has no annotated tasks to export" in one_error_line(err)
+    assert not out.exists()
+
+
+def test_unknown_project_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown project: exit 2 and a pointer to `lstrace projects`."""
+    code, _, err = run(capsys, "export", "--project", "Nope", "--format", "sft")
+    assert code == 2
+    assert "no project titled 'Nope'; run `lstrace projects`" in one_error_line(err)
+
+
+def test_config_without_textarea_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """A project whose config has no TextArea: exit 2 with the tag to add."""
+    config = (
+        '<View><Text name="prompt" value="$prompt"/>'
+        '<Choices name="ok" toName="prompt"><Choice value="yes"/></Choices></View>'
+    )
+    project = readback.create_project("CLI no textarea", config)
+    readback.client().projects.import_tasks(
+        id=project, request=[{"data": {"prompt": "hi"}}], return_task_ids=True
+    )
+    [task] = readback.tasks(project)
+    annotate(task["id"], [choices(["yes"], "ok", "prompt")])
+    code, _, err = run(capsys, "export", "--project", str(project), "--format", "ratings")
+    assert code == 2
+    assert "has no TextArea pointing at the prompt" in one_error_line(err)
+
+
+def test_unexpected_result_types_are_reported_not_fatal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Result items of types an export does not read (here labels) are left out with a note;
+    the rest of the annotation still exports."""
+    with lstrace.ls_session(project_name="CLI odd results"):
+        FakeListLLM(responses=["Fine."]).invoke("How are you?", config={"run_id": UUID(int=43)})
+    readback.flushed(1)
+    [task] = readback.tasks("CLI odd results")
+    labels = {
+        "id": "lbl0000001",
+        "from_name": "sentiment",
+        "to_name": "prompt",
+        "type": "labels",
+        "value": {"start": 0, "end": 3, "labels": ["Positive"]},
+    }
+    annotate(task["id"], [textarea("Fine, thanks."), rating(4), labels])
+    out = tmp_path / "r.jsonl"
+    args = ("export", "--project", "CLI odd results", "--format", "ratings", "-o", str(out))
+    code, _, err = run(capsys, *args)
+    assert code == 0
+    assert json.loads(out.read_text())["corrected_response"] == "Fine, thanks."
+    assert err.strip().splitlines()[-1] == (
+        "lstrace export: note: left out 1 annotation result items of types it does not read: "
+        "labels (1); it reads textarea, rating and choices."
+    )
+
+
+# -- credentials and connection ---------------------------------------------------------------
+
+
+def test_refused_key_exits_4_and_is_never_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    """A key Label Studio refuses: exit 4, one line naming the fix, the key not echoed."""
+    code, out, err = run(capsys, "projects", "--api-key", WRONG_KEY)
+    assert code == 4
+    assert "refused the API key (401)" in one_error_line(err)
+    assert WRONG_KEY not in out + err
+
+
+def test_missing_key_exits_4(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No key anywhere: exit 4 before any request, saying which variable to set."""
+    monkeypatch.delenv("LABEL_STUDIO_API_KEY")
+    code, _, err = run(capsys, "export", "--project", "x", "--format", "sft")
+    assert code == 4
+    assert "no API key" in one_error_line(err) and "LABEL_STUDIO_API_KEY" in err
+
+
+def test_unreachable_server_exits_3(tmp_path: Path) -> None:
+    """Nothing listening at --url: exit 3 with one line, in a real process (no cassette)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))  # bound but not listening: connections are refused
+        port = sock.getsockname()[1]
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from lstrace.cli import main; sys.exit(main(sys.argv[1:]))",
+                "projects",
+                "--url",
+                f"http://127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "LABEL_STUDIO_API_KEY": WRONG_KEY},
+            timeout=120,
+            check=False,
+        )
+    assert proc.returncode == 3
+    line = one_error_line(proc.stderr)
+    assert f"cannot reach Label Studio at http://127.0.0.1:{port}" in line
+    assert WRONG_KEY not in proc.stdout + proc.stderr
+
+
+# -- usage ---------------------------------------------------------------------------------
+
+
+def test_help_for_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """--help works on the command and each subcommand, and lists the exit codes."""
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    assert all(word in out for word in ("export", "sync", "status", "projects", "exit codes"))
+    for command in ("export", "sync", "status", "projects"):
+        code, out, _ = run(capsys, command, "--help")
+        assert code == 0 and f"usage: lstrace {command}" in out and "exit codes" in out
+    code, out, _ = run(capsys, "export", "--help")
+    assert all(opt in out for opt in ("--min-rating", "--since", "--annotator-policy", "--csv"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "the following arguments are required: COMMAND"),
+        (["export", "--format", "sft"], "the following arguments are required: --project"),
+        (["export", "--project", "p", "--format", "dpo"], "invalid choice: 'dpo'"),
+        (["projects", "--url", "localhost:8080"], "must start with http:// or https://"),
+        (["export", "--project", "p", "--format", "sft", "--since", "soon"], "since must be"),
+        (["export", "--project", "p", "--format", "sft", "--csv"], "ratings format only"),
+    ],
+)
+def test_usage_errors_exit_2(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bad or missing options exit 2 before any request, saying what is wrong."""
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert message in err and "Traceback" not in err
+
+
+# -- status, projects, sync ------------------------------------------------------------------
+
+
+def test_status_reports_spool_server_key_and_projects(
+    lstrace_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """status: tasks waiting in the spool, the server's version, whose key, how many projects."""
+    spool_a_call(lstrace_state, "CLI status")
+    code, out, err = run(capsys, "status", "--spool", str(lstrace_state))
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0] == (
+        f"spool        {lstrace_state}: 1 tasks waiting (deliver them with `lstrace sync`)"
+    )
+    assert lines[1] == f"Label Studio {os.environ['LABEL_STUDIO_URL']}: reachable, version 1.23.2"
+    assert lines[2] == "API key      accepted (user record@lstrace.local)"
+    assert lines[3].startswith("projects     ") and int(lines[3].split()[-1]) >= 0
+
+
+def test_status_with_a_refused_key_exits_4(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """status with a refused key still shows the spool and the server, then exits 4."""
+    code, out, err = run(
+        capsys, "status", "--spool", str(tmp_path / "none.sqlite3"), "--api-key", WRONG_KEY
+    )
+    assert code == 4
+    assert "no spool file yet" in out and "reachable, version" in out
+    assert "refused the API key" in one_error_line(err)
+
+
+def test_sync_delivers_what_an_earlier_process_spooled(
+    lstrace_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """sync delivers spooled tasks to their project and exits 0 once the spool is empty."""
+    spool_a_call(lstrace_state, "CLI sync")
+    code, out, _ = run(capsys, "sync", "--spool", str(lstrace_state), "--timeout", "30")
+    assert code == 0
+    assert out == "lstrace sync: delivered 1 tasks; nothing waits in the spool.\n"
+    [task] = readback.tasks("CLI sync")
+    assert task["data"]["run_id"] == str(UUID(int=41))
+    code, out, _ = run(capsys, "status", "--spool", str(lstrace_state))
+    assert f"{lstrace_state}: 0 tasks waiting" in out
+
+
+def test_projects_lists_task_and_annotation_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    """projects: one row per project with tasks, annotated tasks, annotations and skips."""
+    llm = FakeListLLM(responses=["a", "b", "c"])
+    with lstrace.ls_session(project_name="CLI projects"):
+        for n in range(3):
+            llm.invoke(f"question {n}", config={"run_id": UUID(int=50 + n)})
+    readback.flushed(3)
+    first, second, _ = sorted(t["id"] for t in readback.tasks("CLI projects"))
+    annotate(first, [rating(3)])
+    annotate(second, [], skipped=True)
+    code, out, _ = run(capsys, "projects", "--json")
+    assert code == 0
+    [row] = [r for r in map(json.loads, out.splitlines()) if r["title"] == "CLI projects"]
+    assert {k: v for k, v in row.items() if k not in ("id", "title")} == {
+        "tasks": 3,
+        "annotated_tasks": 1,
+        "annotations": 1,
+        "skipped": 1,
+    }
+    code, out, _ = run(capsys, "projects")
+    assert code == 0
+    assert out.splitlines()[0].split() == [
+        "id",
+        "tasks",
+        "annotated",
+        "annotations",
+        "skipped",
+        "title",
+    ]
+    assert f"{row['id']:>6}        3         1           1       1  CLI projects" in out
