@@ -22,13 +22,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# Imported here, never lazily inside the threads: a fork() that lands while a thread
+# holds a module's import lock leaves the child deadlocked on that import.
+from lstrace._record import to_content
+from lstrace._sender import Sender
+from lstrace._shaping import shape
 from lstrace._spool import Spool, default_path
 from lstrace._stats import Counters, FlushResult, Stats
 
 if TYPE_CHECKING:
     from lstrace._options import Destination, Options
     from lstrace._record import CapturedCall
-    from lstrace._sender import Sender
 
 logger = logging.getLogger("lstrace")
 
@@ -162,8 +166,8 @@ class Worker:
         return bool(states) and all(s.next_at > deadline for s in states)
 
     def _run(self) -> None:
-        from lstrace._sender import Sender
-
+        with _fork_guard:
+            _warm_up_sdk()
         self._spool = self._open_spool()
         s = self.settings
         self._sender = Sender(
@@ -246,8 +250,6 @@ class Worker:
             self._in_flight = 0
 
     def _store(self, calls: list[CapturedCall]) -> None:
-        from lstrace._record import to_content
-        from lstrace._shaping import shape
 
         assert self._spool is not None
         items: list[tuple[Destination, dict[str, Any]]] = []
@@ -307,6 +309,7 @@ def _get() -> Worker:
             worker = _worker
             if worker is None:
                 worker = _worker = Worker(_settings)
+                _register_process_exit()
                 for url, key in _keys.items():
                     worker.set_key(url, key)
     return worker
@@ -411,8 +414,38 @@ def _at_exit() -> None:
         logger.exception("lstrace: error during the exit flush")
 
 
+# Held while a sender thread does its one-time imports; fork() waits for it (see
+# register_at_fork below), so a child never inherits a half-taken import lock.
+_fork_guard = threading.Lock()
+
+
+def _warm_up_sdk() -> None:
+    """Import label-studio-sdk and the modules it loads on first use, off the hot path."""
+    try:
+        import httpx  # noqa: F401
+        from label_studio_sdk import LabelStudio
+        from label_studio_sdk.core.api_error import ApiError  # noqa: F401
+
+        client = LabelStudio(base_url="http://127.0.0.1:9", api_key="warm-up")  # type: ignore[no-untyped-call]
+        client.projects.exports  # noqa: B018 - attribute access imports the submodules
+        client.tasks  # noqa: B018
+    except Exception:
+        logger.debug(
+            "lstrace: SDK warm-up failed; it will be imported when first used", exc_info=True
+        )
+
+
+def _register_process_exit() -> None:
+    """multiprocessing children end with os._exit, skipping atexit; they do run
+    multiprocessing's finalizers, so the exit flush registers there too (it runs once)."""
+    import multiprocessing.util
+
+    multiprocessing.util.Finalize(None, _at_exit, exitpriority=10)
+
+
 def _after_fork_in_child() -> None:
-    global _worker, _lock
+    global _worker, _lock, _fork_guard
+    _fork_guard = threading.Lock()
     _worker = None  # the parent's thread and queue did not survive the fork: start afresh
     _lock = threading.Lock()
     from lstrace import _handler
@@ -422,4 +455,10 @@ def _after_fork_in_child() -> None:
 
 atexit.register(_at_exit)
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    # Lambdas, not bound methods: a child replaces _fork_guard, and its own forks must
+    # use its lock, not the copy of the parent's that was held when it was forked.
+    os.register_at_fork(
+        before=lambda: _fork_guard.acquire(),  # noqa: PLW0108
+        after_in_parent=lambda: _fork_guard.release(),  # noqa: PLW0108
+        after_in_child=_after_fork_in_child,
+    )
