@@ -375,16 +375,25 @@ def shutdown(*, timeout: float | None = None, report: bool = True) -> FlushResul
         worker, _worker = _worker, None
     if worker is None:
         return None
-    result = worker.flush(_settings.shutdown_timeout if timeout is None else timeout)
+    flushed = worker.flush(_settings.shutdown_timeout if timeout is None else timeout)
     worker.stop(timeout=1.0)
     spool = worker._spool
+    in_spool = spool.count(mine=True) if spool is not None else 0
+    in_memory = len(worker.queue)  # only if the spooler could not finish: said, not hidden
     if spool is not None and not worker._thread.is_alive() and not worker._spooler.is_alive():
         spool.release()
-    if report and result.pending:
+    result = FlushResult(flushed.delivered, in_spool + in_memory, flushed.spool_path)
+    if report and in_spool:
         print(
-            f"lstrace: {result.pending} tasks were not yet delivered to Label Studio; they wait in "
-            f"the spool at {result.spool_path} and will be sent the next time lstrace runs, "
+            f"lstrace: {in_spool} tasks were not yet delivered to Label Studio; they wait in "
+            f"the spool at {worker.spool_path} and will be sent the next time lstrace runs, "
             "or now with `lstrace sync`.",
+            file=sys.stderr,
+        )
+    if report and in_memory:
+        print(
+            f"lstrace: {in_memory} captured calls could not be written to the spool before "
+            "exit and are lost; see the log above for why.",
             file=sys.stderr,
         )
     return result
