@@ -15,6 +15,7 @@ import enum
 from typing_extensions import Unpack
 
 from lstrace import _worker
+from lstrace._errors import ConfigError
 from lstrace._handler import ScopeHandler
 from lstrace._labelconfig import DEFAULT_CONFIGS
 from lstrace._options import DEFAULT_PROJECT_NAME, CaptureOptions, make_args, resolve
@@ -35,7 +36,7 @@ def get_default_label_configs(mode: str | LabelStudioMode) -> tuple[str, LabelSt
     try:
         member = LabelStudioMode(getattr(mode, "value", mode))
     except ValueError:
-        raise ValueError(f"Mode {mode} is not supported.") from None
+        raise ConfigError(f"Mode {mode} is not supported: use 'prompt' or 'chat'.") from None
     return DEFAULT_CONFIGS[member.value], member
 
 

@@ -5,18 +5,26 @@ filter is a substring match) and the project is created with its config when
 missing. Results are cached per process; a lock per destination keeps two
 threads from creating the same project, and after a create the lowest id with
 that title wins, so racing processes converge on one project.
+
+A scope given both ``project_id`` and ``project_config`` checks, once per
+process, at entry, that the project has the config's tags
+(:func:`check_at_entry`): a mismatch is a configuration mistake, raised there.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from lstrace._client import LabelStudioClient
-from lstrace._errors import DeliveryFailure, FailureKind
-from lstrace._labelconfig import Target, target_from_parsed
-from lstrace._options import Destination
+from lstrace._errors import ConfigError, DeliveryFailure, FailureKind
+from lstrace._labelconfig import AnyTarget, PairTarget, target_from_parsed
+from lstrace._options import Destination, Options
+
+ENTRY_CHECK_TIMEOUT_S = 5.0
 
 logger = logging.getLogger("lstrace")
 
@@ -24,7 +32,7 @@ logger = logging.getLogger("lstrace")
 @dataclass(frozen=True)
 class Project:
     id: int
-    target: Target
+    target: AnyTarget
 
 
 class ProjectCache:
@@ -68,22 +76,101 @@ def _resolve(dest: Destination, client: LabelStudioClient) -> Project:
             project_id = min(client.projects_titled(dest.project_title) or [created])
             if project_id != created and client.task_count(created) == 0:
                 client.delete_project(created)  # another process won the race
-    target = target_from_parsed(client.project_config(project_id))
-    if target is None:
-        raise DeliveryFailure(
-            FailureKind.CONFIG,
+    parsed = client.project_config(project_id)
+    problem = config_problem(dest, parsed)
+    if problem is not None:
+        raise DeliveryFailure(FailureKind.CONFIG, problem)
+    # the user's config says where responses go; the project was checked to have it
+    target = (dest.offline_target if _wants_own_config(dest) else None) or target_from_parsed(
+        parsed
+    )
+    assert target is not None  # config_problem() returned None
+    return Project(project_id, target)
+
+
+def _wants_own_config(dest: Destination) -> bool:
+    return dest.project_id is not None and dest.label_config != ""
+
+
+def config_problem(dest: Destination, parsed: Mapping[str, Any]) -> str | None:
+    """Why the project (its ``parsed_label_config``) cannot take the tasks, or None."""
+    if target_from_parsed(parsed) is None:
+        return (
             f"Label Studio {dest.describe()} has no TextArea for the model's response. "
             "Add one in the project's Settings > Labeling Interface (for example the "
             "'Generative AI > Supervised Language Model Fine-tuning' template), or use "
-            "another project.",
+            "another project."
         )
     expected = dest.offline_target
-    if expected is not None and dest.project_id is not None and expected != target:
-        raise DeliveryFailure(
-            FailureKind.CONFIG,
+    if _wants_own_config(dest) and expected is not None and not _has_target(parsed, expected):
+        return (
             f"Label Studio {dest.describe()} does not have the tags of the given project_config "
-            f"(it needs TextArea {expected.from_name!r} on {expected.object_type} "
-            f"{expected.to_name!r} reading ${expected.value_key}). Update the project's "
-            "labeling config, or drop project_config to use the project as it is.",
+            f"(it needs {expected.describe()}). Update the project's "
+            "labeling config, or drop project_config to use the project as it is."
         )
-    return Project(project_id, target)
+    return None
+
+
+def _has_target(parsed: Mapping[str, Any], target: AnyTarget) -> bool:
+    """True when the parsed config has this TextArea, on this object, reading this key
+    (or, for pairwise, this Pairwise control over these two keys)."""
+    if isinstance(target, PairTarget):
+        pair = parsed.get(target.name) or {}
+        keys = [i.get("value") for i in pair.get("inputs") or []]
+        return pair.get("type") == "Pairwise" and keys == [target.left_key, target.right_key]
+    tag = parsed.get(target.from_name) or {}
+    inputs = tag.get("inputs") or []
+    return (
+        tag.get("type") == "TextArea"
+        and target.to_name in (tag.get("to_name") or [])
+        and any(
+            i.get("type") == target.object_type and i.get("value") == target.value_key
+            for i in inputs
+        )
+    )
+
+
+# (url, project id, label config) -> the problem found at entry, or None (fine or unknown)
+_entry_checks: dict[tuple[str, int, str], str | None] = {}
+_entry_lock = threading.Lock()
+
+
+def check_at_entry(options: Options) -> None:
+    """With both ``project_id`` and ``project_config``: check the project has the config's tags.
+
+    Asks the server once per process and project (at most ``ENTRY_CHECK_TIMEOUT_S``
+    seconds). Raises :class:`ConfigError` naming the fix when the tags are missing;
+    when the server cannot answer, logs a warning and leaves the check to the sender.
+    """
+    dest = options.destination
+    if not _wants_own_config(dest) or dest.project_id is None:
+        return
+    key = (dest.url, dest.project_id, dest.label_config)
+    if key not in _entry_checks:
+        with _entry_lock:
+            if key not in _entry_checks:
+                _entry_checks[key] = _ask_at_entry(dest, options.api_key)
+    problem = _entry_checks[key]
+    if problem is not None:
+        raise ConfigError(problem)
+
+
+def _ask_at_entry(dest: Destination, api_key: str) -> str | None:
+    assert dest.project_id is not None
+    try:
+        client = LabelStudioClient(dest.url, api_key, timeout=ENTRY_CHECK_TIMEOUT_S)
+        parsed = client.project_config(dest.project_id)
+    except Exception as exc:  # unreachable, key refused, no such project...: the sender reports
+        logger.warning(
+            "lstrace: could not check that %s has the tags of project_config (%s); "
+            "tasks are captured and the check happens when they are sent",
+            dest.describe(),
+            exc,
+        )
+        return None
+    return config_problem(dest, parsed)
+
+
+def reset_entry_checks() -> None:
+    """Forget the entry checks (tests)."""
+    _entry_checks.clear()

@@ -19,6 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 from lstrace import _worker
 from lstrace._handler import ScopeHandler
 from lstrace._options import Options, ScopeArgs, resolve
+from lstrace._projects import check_at_entry
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -54,6 +55,7 @@ def open_scope(args: ScopeArgs, *, depth: int | None = None) -> Scope:
     """Resolve options against the enclosing scope; raises ``ConfigError`` naming the fix."""
     outer = active()
     options = resolve(args, outer.options if outer else None)
+    check_at_entry(options)  # project_id + project_config: the project must have the tags
     scope = Scope(options, depth if depth is not None else (outer.depth + 1 if outer else 1))
     _worker.prepare(options)
     return scope
