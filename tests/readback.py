@@ -1,0 +1,76 @@
+"""Read what lstrace stored back from Label Studio, through the SDK.
+
+Tests call these after ``lstrace.flush()``: the requests run in the test's
+cassette like lstrace's own, so an offline run replays what the recording
+server really stored. The URL and key are the ones the conftest sets.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from label_studio_sdk import LabelStudio
+
+import lstrace
+
+
+def client() -> LabelStudio:
+    """An SDK client for the server the test talks to."""
+    return LabelStudio(  # type: ignore[no-untyped-call]
+        base_url=os.environ["LABEL_STUDIO_URL"],
+        api_key=os.environ["LABEL_STUDIO_API_KEY"],
+        max_retries=0,
+    )
+
+
+def project_ids(title: str) -> list[int]:
+    """Ids of the projects titled exactly ``title`` (the server filters by substring)."""
+    return sorted(p.id for p in client().projects.list(title=title) if p.title == title)
+
+
+def project_id(title: str) -> int:
+    """The id of the one project titled ``title``; fails if there is none or several."""
+    ids = project_ids(title)
+    assert len(ids) == 1, f"expected one project titled {title!r}, found ids {ids}"
+    return ids[0]
+
+
+def tasks(project: int | str) -> list[dict[str, Any]]:
+    """The tasks of a project (by id, or by exact title) as ``{"id", "data", "predictions"}``."""
+    pid = project if isinstance(project, int) else project_id(project)
+    found = []
+    for task in client().tasks.list(project=pid, fields="all"):
+        predictions = [
+            {"model_version": p.model_version, "result": p.result} for p in task.predictions or []
+        ]
+        found.append({"id": task.id, "data": dict(task.data), "predictions": predictions})
+    return found
+
+
+def responses(task: dict[str, Any]) -> list[str]:
+    """The texts of a task's first prediction."""
+    return [t for r in task["predictions"][0]["result"] for t in r["value"]["text"]]
+
+
+def by_prompt(project: int | str) -> dict[str, dict[str, Any]]:
+    """A project's tasks keyed by their prompt text (``data.prompt``)."""
+    return {str(t["data"]["prompt"]): t for t in tasks(project)}
+
+
+def label_config(project: int) -> str:
+    """The project's labeling config, as stored."""
+    return str(client().projects.get(id=project).label_config)
+
+
+def create_project(title: str, label_config: str) -> int:
+    """Create a project the way a user would in the UI; returns its id."""
+    return int(client().projects.create(title=title, label_config=label_config).id)
+
+
+def flushed(delivered: int) -> None:
+    """Flush lstrace and check that exactly ``delivered`` tasks were confirmed, none left."""
+    result = lstrace.flush(timeout=10)
+    assert (result.delivered, result.pending) == (delivered, 0), result
+    stats = lstrace.stats()  # cumulative: everything spooled so far was delivered
+    assert (stats.pending, stats.failed, stats.delivered) == (0, 0, stats.spooled), stats
