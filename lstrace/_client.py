@@ -28,9 +28,12 @@ class LabelStudioClient:
         from label_studio_sdk import LabelStudio
 
         self.url = url
-        self._sdk: Any = LabelStudio(  # type: ignore[no-untyped-call]
-            base_url=url, api_key=api_key, timeout=timeout, max_retries=0
-        )
+        try:
+            self._sdk: Any = LabelStudio(  # type: ignore[no-untyped-call]
+                base_url=url, api_key=api_key, timeout=timeout, max_retries=0
+            )
+        except Exception as exc:  # the SDK refuses an expired personal access token right here
+            raise classify(exc, "authenticate", url) from None
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
