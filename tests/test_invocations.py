@@ -299,3 +299,16 @@ def test_messages_input_to_a_chat_model_in_prompt_mode_reads_as_text() -> None:
     readback.flushed(1)
     [task] = readback.tasks("calls: chat as prompt")
     assert task["data"]["prompt"] == "system: Be brief\n\nuser: Summarize X"
+
+
+def test_multimodal_chat_input_is_stored_as_readable_dialogue_text() -> None:
+    """In chat mode, an image in a user turn is shown as a marker next to the text,
+    never as base64 data."""
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    question = HumanMessage(content=[{"type": "text", "text": "What is this?"}, image])
+    with ls_session(project_name="calls: multimodal", mode="chat"):
+        chat_model("A cat.").invoke([question])
+    readback.flushed(1)
+    [task] = readback.tasks("calls: multimodal")
+    assert task["data"]["prompt"] == [{"role": "user", "content": "What is this?\n[image_url]"}]
+    assert readback.responses(task) == ["A cat."]
