@@ -166,8 +166,6 @@ class Worker:
         return bool(states) and all(s.next_at > deadline for s in states)
 
     def _run(self) -> None:
-        with _fork_guard:
-            _warm_up_sdk()
         self._spool = self._open_spool()
         s = self.settings
         self._sender = Sender(
@@ -182,7 +180,9 @@ class Worker:
         if adopted:
             logger.info("lstrace: %d tasks left by an earlier process will be sent", adopted)
         self._sender.reload_backlog()
-        self.ready.set()
+        self.ready.set()  # the spooler starts now; the SDK is needed only to send
+        with _fork_guard:
+            _warm_up_sdk()
         last_beat = time.time()
         while True:
             self._wake.wait(self._wait_time())
@@ -250,7 +250,6 @@ class Worker:
             self._in_flight = 0
 
     def _store(self, calls: list[CapturedCall]) -> None:
-
         assert self._spool is not None
         items: list[tuple[Destination, dict[str, Any]]] = []
         for call in calls:
