@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from lstrace._export.errors import AuthFailed, ExportError, ServerUnreachable
+from lstrace._export.errors import AuthFailed, ExportError
+from lstrace._export.spoolview import SpoolView, look
 
 EXIT_OK = 0
 EXIT_EMPTY = 1
@@ -148,7 +148,13 @@ def _add_export(commands: Any) -> None:
         epilog=_EPILOG,
     )
     export.add_argument("--project", required=True, help="project title or id")
-    export.add_argument("--format", required=True, choices=FORMATS, dest="fmt")
+    export.add_argument(
+        "--format",
+        required=True,
+        choices=FORMATS,
+        dest="fmt",
+        help="sft (JSONL), preference (JSONL), ratings (JSONL, or CSV with --csv)",
+    )
     export.add_argument(
         "-o", "--output", default="-", help="output file (default: standard output)"
     )
@@ -225,71 +231,61 @@ def run_sync(args: argparse.Namespace) -> int:
     """``lstrace sync``: deliver the spool; 0 when it is empty afterwards."""
     import lstrace
     from lstrace import _worker
+    from lstrace._spool import default_path
 
+    before = look(args.spool or default_path())
+    if before.waiting == 0:
+        print(f"lstrace sync: nothing waits in the spool ({before.line()}).")
+        return EXIT_OK
+    if not (args.api_key or os.environ.get("LABEL_STUDIO_API_KEY")):
+        raise AuthFailed(
+            f"{before.waiting} tasks wait in {before.path}, but there is no API key to send "
+            "them with: set LABEL_STUDIO_API_KEY or pass --api-key."
+        )
     if args.spool is not None:
         lstrace.configure(spool_path=args.spool)
     try:
         result = lstrace.sync(url=args.url, api_key=args.api_key, timeout=args.timeout)
-        reasons = lstrace.stats().failed_by_reason
     finally:
         _worker.shutdown(timeout=0, report=False)
     if result.pending == 0:
         print(f"lstrace sync: delivered {result.delivered} tasks; nothing waits in the spool.")
         return EXIT_OK
     where = f"{result.pending} tasks still wait in {result.spool_path}"
-    if any(r.startswith("auth") for r in reasons):
-        raise AuthFailed(
-            f"{where}: Label Studio refused the API key; set LABEL_STUDIO_API_KEY "
-            "or pass --api-key, then run `lstrace sync` again."
-        )
-    if any(r == "retry" or r.startswith("retry:5") for r in reasons):
-        raise ServerUnreachable(
-            f"{where}: Label Studio could not be reached; check it with `lstrace status`, then "
-            "run `lstrace sync` again."
-        )
-    _error(
-        f"{where} (delivered {result.delivered}); no API key for their server? Set "
-        "LABEL_STUDIO_API_KEY, or run `lstrace sync --timeout` with more time."
-    )
+    _diagnose(look(before.path), args.url, args.api_key, where)
+    _error(f"{where} (delivered {result.delivered}); run `lstrace sync` again with more --timeout.")
     return EXIT_EMPTY
+
+
+def _diagnose(spool: SpoolView, only_url: str | None, api_key: str | None, where: str) -> None:
+    """Raise the reason tasks could not go: a server that cannot be reached, a refused key."""
+    from lstrace._export.server import ReadClient
+
+    key = api_key or os.environ.get("LABEL_STUDIO_API_KEY")
+    for url in dict.fromkeys(u for u, _, _ in spool.by_destination):
+        if only_url is None or url == only_url:
+            try:
+                ReadClient(url, key).whoami()
+            except ExportError as exc:
+                raise type(exc)(f"{where}: {exc}") from None
 
 
 def run_status(args: argparse.Namespace) -> int:
     """``lstrace status``: the spool, then the server, the key and the projects."""
     from lstrace._export.server import ReadClient
     from lstrace._options import DEFAULT_URL
+    from lstrace._spool import default_path
 
+    spool = look(args.spool or default_path())
+    print(f"spool        {spool.line()}")
+    for server, project, count in spool.by_destination:
+        print(f"             {count} for {project} on {server}")
     url = args.url or DEFAULT_URL
-    print(f"spool        {spool_line(args.spool)}")
     client = ReadClient(url, args.api_key or os.environ.get("LABEL_STUDIO_API_KEY"))
     print(f"Label Studio {url}: reachable, version {client.version()}")
     print(f"API key      accepted (user {client.whoami()})")
     print(f"projects     {sum(1 for _ in client.projects())}")
     return EXIT_OK
-
-
-def spool_line(path: Path | None) -> str:
-    """How many tasks wait in the spool, read without writing to it."""
-    from lstrace._spool import default_path
-
-    path = path or default_path()
-    if not path.exists():
-        return f"{path}: none (no spool file yet)"
-    try:
-        db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
-        try:
-            waiting = db.execute("SELECT COUNT(*) FROM tasks WHERE dead IS NULL").fetchone()[0]
-            dead = db.execute("SELECT COUNT(*) FROM tasks WHERE dead IS NOT NULL").fetchone()[0]
-        finally:
-            db.close()
-    except sqlite3.Error as exc:
-        return f"{path}: unreadable ({exc})"
-    line = f"{path}: {waiting} tasks waiting"
-    if waiting:
-        line += " (deliver them with `lstrace sync`)"
-    if dead:
-        line += f", {dead} refused by Label Studio"
-    return line
 
 
 def run_projects(args: argparse.Namespace) -> int:

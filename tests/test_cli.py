@@ -250,9 +250,11 @@ def test_status_reports_spool_server_key_and_projects(
     assert lines[0] == (
         f"spool        {lstrace_state}: 1 tasks waiting (deliver them with `lstrace sync`)"
     )
-    assert lines[1] == f"Label Studio {os.environ['LABEL_STUDIO_URL']}: reachable, version 1.23.2"
-    assert lines[2] == "API key      accepted (user record@lstrace.local)"
-    assert lines[3].startswith("projects     ") and int(lines[3].split()[-1]) >= 0
+    url = os.environ["LABEL_STUDIO_URL"]
+    assert lines[1] == f"             1 for project 'CLI status' on {url}"
+    assert lines[2] == f"Label Studio {url}: reachable, version 1.23.2"
+    assert lines[3] == "API key      accepted (user record@lstrace.local)"
+    assert lines[4].startswith("projects     ") and int(lines[4].split()[-1]) >= 0
 
 
 def test_status_with_a_refused_key_exits_4(
@@ -311,3 +313,94 @@ def test_projects_lists_task_and_annotation_counts(capsys: pytest.CaptureFixture
         "title",
     ]
     assert f"{row['id']:>6}        3         1           1       1  CLI projects" in out
+
+
+def test_export_options_reach_the_export(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every filter option is wired through: first annotations, skips kept, no dedupe, a
+    since date, and a minimum rating that leaves the two tasks rated 5 by their first
+    annotator."""
+    seed_prompt_project("CLI options")
+    out = tmp_path / "sft.jsonl"
+    code, _, err = run(
+        capsys,
+        "export",
+        "--project",
+        "CLI options",
+        "--format",
+        "sft",
+        "-o",
+        str(out),
+        "--annotator-policy",
+        "first",
+        "--include-skipped",
+        "--no-dedupe",
+        "--since",
+        "2000-01-01",
+        "--min-rating",
+        "5",
+    )
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["prompt"] for r in rows] == ["What is the capital of France?", "Tell me a joke."]
+    assert "1 superseded" in err and "4 below --min-rating or unrated" in err
+
+
+def test_sync_with_an_empty_spool_does_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """sync with nothing spooled says so and exits 0 without starting a sender."""
+    code, out, _ = run(capsys, "sync", "--spool", str(tmp_path / "empty.sqlite3"))
+    assert code == 0
+    assert out.startswith("lstrace sync: nothing waits in the spool (")
+
+
+def test_sync_without_a_key_exits_4(
+    lstrace_state: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Tasks wait but no key is set: exit 4 at once, naming the variable; the tasks stay."""
+    spool_a_call(lstrace_state, "CLI sync no key")
+    monkeypatch.delenv("LABEL_STUDIO_API_KEY")
+    code, _, err = run(capsys, "sync", "--spool", str(lstrace_state))
+    assert code == 4
+    assert "1 tasks wait in" in one_error_line(err) and "LABEL_STUDIO_API_KEY" in err
+    code, out, _ = run(capsys, "status", "--spool", str(lstrace_state), "--api-key", "x")
+    assert "1 tasks waiting" in out
+
+
+SYNC_TO_A_DEAD_SERVER = """
+import sys, time
+import lstrace
+from lstrace import _worker
+from langchain_core.language_models import FakeListLLM
+from lstrace.cli import main
+
+spool, url = sys.argv[1], sys.argv[2]
+lstrace.configure(spool_path=spool, flush_interval=3600)
+with lstrace.ls_session(project_name="Nowhere", url=url):
+    FakeListLLM(responses=["x"]).invoke("hi")
+while lstrace.stats().spooled < 1:
+    time.sleep(0.01)
+_worker.reset()  # as if this process had ended before delivering
+sys.exit(main(["sync", "--spool", spool, "--timeout", "5"]))
+"""
+
+
+def test_sync_to_an_unreachable_server_exits_3(tmp_path: Path) -> None:
+    """sync whose server refuses connections: exit 3 with one line; the task stays spooled.
+    Runs in a real process with a real refused connection (no cassette)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        proc = subprocess.run(
+            [sys.executable, "-c", SYNC_TO_A_DEAD_SERVER, str(tmp_path / "s.sqlite3"), url],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "LABEL_STUDIO_API_KEY": WRONG_KEY},
+            timeout=120,
+            check=False,
+        )
+    assert proc.returncode == 3, proc.stderr
+    assert "1 tasks still wait in" in one_error_line(proc.stderr)
+    assert WRONG_KEY not in proc.stdout + proc.stderr

@@ -220,9 +220,12 @@ class RatingsCsvWriter:
             *(f"texts.{n}" for n in self._texts),
         ]
         self._csv = csv.writer(out, lineterminator="\n")
-        self._csv.writerow(self.columns)
+        self._started = False
 
     def write(self, review: Review) -> int:
+        if not self._started:  # the header waits for a row: an empty export writes nothing
+            self._csv.writerow(self.columns)
+            self._started = True
         prompt = review.prompt
         self._csv.writerow(
             [

@@ -1,0 +1,198 @@
+"""Export at scale against a real Label Studio (``pytest -m live tests/test_export_live.py``).
+
+A fresh server (scripts/labelstudio.py, port 18122) gets 3,000 tasks in lstrace's layout by
+bulk import, 2,500 of them annotated inline (edits, ratings, skips). The exports must page
+through all of them, write rows while pages still arrive, and match what the annotations
+say. Time and memory figures come from ``benchmarks/export_paging.py``, not from here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from lstrace._export.server import ReadClient, TaskPage
+from lstrace._labelconfig import PROMPT_CONFIG
+from lstrace.export import export_project
+
+pytestmark = pytest.mark.live
+
+REPO = Path(__file__).resolve().parent.parent
+PORT = 18122
+TOKEN = "0123456789abcdef0123456789abcdef01234567"
+ANNOTATED = 2_500
+UNANNOTATED = 500
+GROUPS = 499  # prompts repeat, so ratings of one prompt can be compared
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"h4_{name}", REPO / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """A fresh Label Studio for this module (from the recording template when there is one)."""
+    recorder = _load("record_cassettes")
+    ls = _load("labelstudio")
+    url, data = recorder.start_fresh(ls, PORT, pristine=False)
+    try:
+        yield str(url)
+    finally:
+        ls.stop(data)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+# -- the project: lstrace's task layout, annotations imported with the tasks ---------------
+
+
+def expected_rating(i: int) -> int:
+    return (i * 7 // 3) % 5 + 1
+
+
+def is_skipped(i: int) -> bool:
+    return i % 10 == 0
+
+
+def is_edited(i: int) -> bool:
+    return i % 3 == 0
+
+
+def _textarea(text: str) -> dict[str, Any]:
+    return {
+        "from_name": "response",
+        "to_name": "prompt",
+        "type": "textarea",
+        "value": {"text": [text]},
+    }
+
+
+def task_payload(i: int, annotated: int = ANNOTATED) -> dict[str, Any]:
+    """Task ``i`` as lstrace builds it (data keys, prediction on ``response``); the first
+    ``annotated`` tasks come with an annotation (a skip, a rating, or an edit and a rating)."""
+    annotations: list[dict[str, Any]] = []
+    if i < annotated and is_skipped(i):
+        annotations = [{"result": [], "was_cancelled": True}]
+    elif i < annotated:
+        stars = {"from_name": "rating", "to_name": "prompt", "type": "rating"}
+        result = [{**stars, "value": {"rating": expected_rating(i)}}]
+        if is_edited(i):
+            result.insert(0, _textarea(f"Edited answer {i}."))
+        annotations = [{"result": result, "lead_time": 3.0}]
+    return {
+        "data": {
+            "prompt": f"Question {i % GROUPS}?",
+            "run_id": str(UUID(int=100_000 + i)),
+            "model": "FakeListLLM",
+            "tags": "",
+            "metadata": "{}",
+        },
+        "predictions": [{"model_version": "FakeListLLM", "result": [_textarea(f"Answer {i}.")]}],
+        "annotations": annotations,
+    }
+
+
+def seed_project(
+    url: str, title: str, annotated: int = ANNOTATED, unannotated: int = UNANNOTATED
+) -> int:
+    """Create the project and bulk-import its tasks, 500 per request; returns its id."""
+    from label_studio_sdk import LabelStudio
+
+    sdk: Any = LabelStudio(base_url=url, api_key=TOKEN, timeout=300)  # type: ignore[no-untyped-call]
+    project = int(sdk.projects.create(title=title, label_config=PROMPT_CONFIG).id)
+    count = annotated + unannotated
+    for start in range(0, count, 500):
+        batch = [task_payload(i, annotated) for i in range(start, min(start + 500, count))]
+        sdk.projects.import_tasks(id=project, request=batch, return_task_ids=True)
+    return project
+
+
+@pytest.fixture(scope="module")
+def project(server: str) -> int:
+    return seed_project(server, "Export paging")
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+# -- the tests -------------------------------------------------------------------------------
+
+
+def test_sft_pages_through_every_annotated_task_writing_as_it_goes(
+    server: str, project: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sft reads 2,250 tasks (skip-only ones filtered by the server) in 23 pages of 100, and
+    has already written rows to disk before the last page is fetched."""
+    out = tmp_path / "sft.jsonl"
+    partial = tmp_path / ".sft.jsonl.partial"
+    written_at_fetch: list[int] = []
+    real_page = ReadClient.task_page
+
+    def spying(self: ReadClient, *args: Any, **kwargs: Any) -> TaskPage:
+        written_at_fetch.append(partial.stat().st_size if partial.exists() else 0)
+        return real_page(self, *args, **kwargs)
+
+    monkeypatch.setattr(ReadClient, "task_page", spying)
+    progress = io.StringIO()
+    result = export_project(project, "sft", out, url=server, api_key=TOKEN, progress=progress)
+    kept = [i for i in range(ANNOTATED) if not is_skipped(i)]
+    assert result.rows == result.tasks == len(kept) == 2_250
+    assert [row["completion"] for row in lines(out)] == [
+        f"Edited answer {i}." if is_edited(i) else f"Answer {i}." for i in kept
+    ]
+    assert len(written_at_fetch) == 23
+    assert written_at_fetch[-1] > 0  # streaming: rows were on disk before the last page came
+    assert progress.getvalue().splitlines()[-1].endswith("2250/2250 tasks read (100 %)")
+
+
+def test_ratings_with_skips_has_one_row_per_annotation(
+    server: str, project: int, tmp_path: Path
+) -> None:
+    """ratings with skipped annotations: all 2,500 annotated tasks, none of the 500 others."""
+    out = tmp_path / "ratings.jsonl"
+    result = export_project(
+        project, "ratings", out, url=server, api_key=TOKEN, include_skipped=True
+    )
+    rows = lines(out)
+    assert result.rows == len(rows) == ANNOTATED
+    assert sum(row["skipped"] for row in rows) == sum(map(is_skipped, range(ANNOTATED)))
+    assert len({row["run_id"] for row in rows}) == ANNOTATED
+    assert all(
+        row["rating"] == (None if is_skipped(i) else expected_rating(i))
+        for i, row in enumerate(rows)
+    )
+
+
+def test_preference_pairs_edits_and_ratings_across_pages(
+    server: str, project: int, tmp_path: Path
+) -> None:
+    """preference: one pair per edit, plus one per differently rated pair of answers to the
+    same prompt, even when the two answers sit on different pages."""
+    out = tmp_path / "preference.jsonl"
+    result = export_project(project, "preference", out, url=server, api_key=TOKEN)
+    kept = [i for i in range(ANNOTATED) if not is_skipped(i)]
+    edits = sum(map(is_edited, kept))
+    by_prompt: dict[int, list[int]] = {}
+    for i in kept:
+        by_prompt.setdefault(i % GROUPS, []).append(expected_rating(i))
+    ranked = sum(sum(1 for a in stars for b in stars if a > b) for stars in by_prompt.values())
+    rows = lines(out)
+    assert result.rows == len(rows) == edits + ranked
+    a, b = 1, 1 + 3 * GROUPS  # one prompt, about 15 pages apart
+    assert expected_rating(a) != expected_rating(b)
+    better, worse = (a, b) if expected_rating(a) > expected_rating(b) else (b, a)
+    pair = {"prompt": "Question 1?", "chosen": f"Answer {better}.", "rejected": f"Answer {worse}."}
+    assert pair in rows
