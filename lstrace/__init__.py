@@ -14,6 +14,7 @@ Every LLM or chat-model call inside becomes a Label Studio task, delivered in
 the background, in batches, through a durable spool.
 """
 
+from lstrace import templates
 from lstrace._community_handler import (
     LabelStudioCallbackHandler,
     LabelStudioMode,
@@ -48,5 +49,6 @@ __all__ = [
     "ls_track",
     "stats",
     "sync",
+    "templates",
     "with_scope",
 ]
