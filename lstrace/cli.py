@@ -134,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_export(commands: Any) -> None:
     from lstrace._export.annotations import POLICIES
-    from lstrace._export.formats import FORMATS
+    from lstrace._export.formats import FORMATS, MAX_PAIRS_PER_PROMPT
 
     export = commands.add_parser(
         "export",
@@ -185,6 +185,14 @@ def _add_export(commands: Any) -> None:
         help="several annotations on one task: latest (last updated; default), first, or all",
     )
     export.add_argument(
+        "--max-pairs-per-prompt",
+        type=int,
+        default=MAX_PAIRS_PER_PROMPT,
+        metavar="N",
+        help="preference: at most N rating pairs per prompt, best-rated answer first "
+        f"(default {MAX_PAIRS_PER_PROMPT})",
+    )
+    export.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -210,6 +218,7 @@ def run_export(args: argparse.Namespace) -> int:
         since=args.since,
         dedupe=args.dedupe,
         annotator_policy=args.annotator_policy,
+        max_pairs_per_prompt=args.max_pairs_per_prompt,
         progress=progress,
     )
     where = "standard output" if result.output == "-" else result.output

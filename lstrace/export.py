@@ -32,7 +32,7 @@ from lstrace._export.errors import (
     ServerUnreachable,
 )
 from lstrace._export.fetch import PAGE_SIZE, annotated_tasks
-from lstrace._export.formats import FORMATS, Writer, make_writer
+from lstrace._export.formats import FORMATS, MAX_PAIRS_PER_PROMPT, Writer, make_writer
 from lstrace._export.server import ProjectInfo, ReadClient
 from lstrace._options import DEFAULT_URL
 
@@ -80,6 +80,7 @@ def export_project(
     since: dt.datetime | dt.date | str | None = None,
     dedupe: bool = True,
     annotator_policy: str = "latest",
+    max_pairs_per_prompt: int = MAX_PAIRS_PER_PROMPT,
     progress: bool | TextIO = False,
 ) -> ExportResult:
     """Write the annotated tasks of ``project`` (title or id) in ``format`` to ``output``.
@@ -90,15 +91,20 @@ def export_project(
     updated, the default), ``first`` or ``all``; skipped annotations are left
     out first unless ``include_skipped``, then ``since`` (annotation last
     updated at or after it; naive values are UTC) and ``min_rating`` apply.
-    ``dedupe`` keeps one task per ``run_id``. A file ``output`` is written
-    under a temporary name and renamed when complete.
+    ``dedupe`` keeps one task per ``run_id``. ``preference`` pairs each edit
+    with the model's answer, and answers to one prompt by rating, at most
+    ``max_pairs_per_prompt`` (best-rated first). A file ``output`` is written
+    under a temporary name and renamed when complete; ``progress`` (True for
+    stderr, or a stream) reports the tasks read.
 
     Raises :class:`NothingToExport` when no row results, :class:`BadRequest`
     for an unknown project, a config without TextArea or a bad option,
     :class:`ServerUnreachable` and :class:`AuthFailed` (all :class:`ExportError`,
     with one-line messages naming the fix).
     """
-    as_csv = _check_options(format, output, as_csv, annotator_policy, min_rating)
+    as_csv = _check_options(
+        format, output, as_csv, annotator_policy, min_rating, max_pairs_per_prompt
+    )
     filters = Filters(annotator_policy, include_skipped, parse_since(since), min_rating)
     client = ReadClient(
         url or os.environ.get("LABEL_STUDIO_URL") or DEFAULT_URL,
@@ -109,7 +115,9 @@ def export_project(
     users = _annotators(client) if format == "ratings" else {}
     tally = Tally()
     with _opened(output) as out:
-        writer = make_writer(format, out, controls, as_csv=as_csv)
+        writer = make_writer(
+            format, out, controls, as_csv=as_csv, max_pairs_per_prompt=max_pairs_per_prompt
+        )
         rows = _write_all(client, info, controls, filters, users, writer, tally, dedupe, progress)
         if rows == 0:
             raise NothingToExport(_why_empty(info, format, filters, tally, writer))
@@ -181,6 +189,7 @@ def _check_options(
     as_csv: bool | None,
     policy: str,
     min_rating: float | None,
+    max_pairs: int,
 ) -> bool:
     if fmt not in FORMATS:
         raise BadRequest(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}.")
@@ -188,6 +197,10 @@ def _check_options(
         raise BadRequest(f"annotator policy must be one of {', '.join(POLICIES)}, not {policy!r}.")
     if min_rating is not None and not isinstance(min_rating, int | float):
         raise BadRequest(f"min_rating must be a number, not {min_rating!r}.")
+    if not isinstance(max_pairs, int) or max_pairs < 1:
+        raise BadRequest(
+            f"max_pairs_per_prompt must be a positive whole number, not {max_pairs!r}."
+        )
     if as_csv is None:
         as_csv = fmt == "ratings" and str(output).lower().endswith(".csv")
     if as_csv and fmt != "ratings":

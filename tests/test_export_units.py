@@ -215,3 +215,15 @@ def test_writers_leave_out_what_they_cannot_use() -> None:
     controls = Controls.from_parsed(CUSTOM, "p")
     RatingsCsvWriter(out, controls).finish()
     assert out.getvalue() == ""
+
+
+def test_rating_pairs_per_prompt_are_capped_best_answer_first() -> None:
+    """A prompt answered many times gives at most max_pairs pairs: the best-rated answer
+    against each worse one, in rank order."""
+    out = io.StringIO()
+    writer = PreferenceWriter(out, max_pairs=2)
+    for answer, stars in [("c", 3), ("a", 5), ("d", 1), ("b", 4)]:
+        writer.write(review(prompt="same", original=answer, rating=stars))
+    assert writer.finish() == 2
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(r["chosen"], r["rejected"]) for r in rows] == [("a", "b"), ("a", "c")]

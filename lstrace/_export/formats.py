@@ -21,6 +21,10 @@ from typing import Any, Protocol, TextIO
 from lstrace._export.annotations import Controls, Prompt, Review
 
 FORMATS: tuple[str, ...] = ("sft", "preference", "ratings")
+MAX_PAIRS_PER_PROMPT = 100
+# Rating pairs of one prompt come from its best-rated answers: a prompt shared by every
+# call (a fixed template) must neither load all its answers nor square their number.
+_RANKED_LIMIT = 1_000
 
 
 class Writer(Protocol):
@@ -37,12 +41,19 @@ class Writer(Protocol):
         ...
 
 
-def make_writer(fmt: str, out: TextIO, controls: Controls, *, as_csv: bool) -> Writer:
+def make_writer(
+    fmt: str,
+    out: TextIO,
+    controls: Controls,
+    *,
+    as_csv: bool,
+    max_pairs_per_prompt: int = MAX_PAIRS_PER_PROMPT,
+) -> Writer:
     """The writer for ``fmt`` (one of :data:`FORMATS`)."""
     if fmt == "sft":
         return SftWriter(out)
     if fmt == "preference":
-        return PreferenceWriter(out)
+        return PreferenceWriter(out, max_pairs_per_prompt)
     if as_csv:
         return RatingsCsvWriter(out, controls)
     return RatingsJsonWriter(out)
@@ -85,11 +96,13 @@ class PreferenceWriter:
     """Edit pairs as they come; rating pairs at the end, grouped by prompt in a temp database.
 
     The temporary SQLite database lives on disk, so grouping a project's
-    ratings by prompt does not hold them in memory.
+    ratings by prompt does not hold them in memory. Each prompt gives at most
+    ``max_pairs`` rating pairs, the best-rated answer against each worse one first.
     """
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, max_pairs: int = MAX_PAIRS_PER_PROMPT) -> None:
         self.out = out
+        self.max_pairs = max_pairs
         self.dropped: Counter[str] = Counter()
         self._seq = 0
         self._db = sqlite3.connect("")  # "": a private temporary on-disk database
@@ -121,12 +134,9 @@ class PreferenceWriter:
         written = 0
         try:
             for key, prompt in self._groups():
-                ranked = self._ranked(key)
-                for i, (better, high) in enumerate(ranked):
-                    for worse, low in ranked[i + 1 :]:
-                        if high > low:
-                            self._pair(prompt, better, worse)
-                            written += 1
+                for better, worse in self._pairs(self._ranked(key)):
+                    self._pair(prompt, better, worse)
+                    written += 1
         finally:
             self._db.close()
         if written == 0 and self._seq:
@@ -160,12 +170,23 @@ class PreferenceWriter:
         for key, text in rows:
             yield key, json.loads(text)
 
+    def _pairs(self, ranked: list[tuple[str, float]]) -> Iterator[tuple[str, str]]:
+        """(better, worse) answers, strictly better by rating, at most ``max_pairs``."""
+        made = 0
+        for i, (better, high) in enumerate(ranked):
+            for worse, low in ranked[i + 1 :]:
+                if made == self.max_pairs:
+                    return
+                if high > low:
+                    made += 1
+                    yield better, worse
+
     def _ranked(self, key: str) -> list[tuple[str, float]]:
         """Distinct responses to one prompt, best first (a response rated twice: the mean)."""
         rows = self._db.execute(
             "SELECT response, AVG(rating) FROM rated WHERE key = ? GROUP BY response "
-            "ORDER BY AVG(rating) DESC, MIN(seq)",
-            (key,),
+            "ORDER BY AVG(rating) DESC, MIN(seq) LIMIT ?",
+            (key, _RANKED_LIMIT),
         )
         return [(str(response), float(mean)) for response, mean in rows]
 
