@@ -1,0 +1,103 @@
+"""Every script in examples/ runs and its tasks arrive in a real Label Studio (live tier).
+
+Each example runs as a subprocess, as a reader would run it, with only the
+environment pointing it at this tier's server; fake models are forced, so no
+provider key is used. Then the SDK reads back what arrived.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.server import REPO, TOKEN, Server, load_script
+
+pytestmark = pytest.mark.live
+
+PORT = int(os.environ.get("LSTRACE_EXAMPLES_PORT", "18142"))
+EXAMPLES = REPO / "examples"
+# example -> (project title, tasks it sends)
+EXPECTED = {
+    "decorator": ("lstrace example: decorator", 2),
+    "context_manager": ("lstrace example: context manager", 2),
+    "global_enable": ("lstrace example: enable", 2),
+    "async_chain": ("lstrace example: async", 3),
+    "agent_with_tool": ("lstrace example: agent", 2),
+    "streaming": ("lstrace example: streaming", 1),
+    "custom_config": ("lstrace example: support chat grading", 3),
+    "callback_handler": ("lstrace example: callback handler", 1),
+}
+PROVIDER_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "LABEL_STUDIO_PROJECT_ID")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real Label Studio with a fresh data dir, for this module."""
+    script = load_script()
+    data_dir = tmp_path_factory.mktemp("labelstudio-examples")
+    url = script.start(PORT, data_dir, TOKEN)
+    try:
+        yield Server(url, script.DEFAULT_USERNAME, script.DEFAULT_PASSWORD)
+    finally:
+        script.stop(data_dir)
+
+
+def run_example(name: str, server: Server, spool: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``examples/<name>.py`` from the repo root as a reader would, against ``server``."""
+    env = {k: v for k, v in os.environ.items() if k not in PROVIDER_KEYS}
+    env |= {
+        "LABEL_STUDIO_URL": server.url,
+        "LABEL_STUDIO_API_KEY": TOKEN,
+        "LSTRACE_SPOOL_PATH": str(spool),
+        "LSTRACE_EXAMPLE_MODELS": "fake",
+    }
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / f"{name}.py")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_every_example_is_covered() -> None:
+    """Each script in examples/ (but the shared helper) is run by this module."""
+    scripts = {p.stem for p in EXAMPLES.glob("*.py") if not p.stem.startswith("_")}
+    assert scripts == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_delivers_its_tasks(name: str, server: Server, tmp_path: Path) -> None:
+    """The example exits 0, says it delivered its tasks and where to look, and exactly those
+    tasks are in its project: the model's replies it printed, as editable predictions."""
+    title, count = EXPECTED[name]
+    done = run_example(name, server, tmp_path / "spool.sqlite3")
+    assert done.returncode == 0, done.stderr
+    assert f"{count} task(s) delivered, 0 still waiting." in done.stdout
+    project = server.project_id(title)
+    assert f"{server.url}/projects/{project}/data (project {title!r})" in done.stdout
+
+    tasks = list(server.sdk.tasks.list(project=project, fields="all"))
+    assert len(tasks) == count
+    replies = [response_text(task) for task in tasks]
+    tool_calls = [r for r in replies if r.startswith("[tool call] ")]
+    for reply in replies:
+        assert reply in done.stdout or reply in tool_calls
+    assert len(tool_calls) == (1 if name == "agent_with_tool" else 0)
+    assert all(task.data["model"] == "ScriptedChatModel" for task in tasks)
+
+
+def response_text(task: Any) -> str:
+    """The model reply lstrace put in the task's prediction."""
+    [prediction] = task.predictions
+    [result] = prediction["result"] if isinstance(prediction, dict) else prediction.result
+    [text] = result["value"]["text"]
+    return str(text)
