@@ -506,3 +506,36 @@ def test_bad_options_fail_before_any_request(tmp_path: Path) -> None:
     ):
         with pytest.raises(BadRequest, match=message):
             export_project("any", output=tmp_path / "x", **options)
+
+
+def test_ratings_csv_of_the_response_grading_template(tmp_path: Path) -> None:
+    """The response-grading template exports like any config: its two Choices become
+    columns, its Rating the rating, its TextArea the correction."""
+    from lstrace import templates
+
+    llm = FakeListLLM(responses=["Berlin.", "Water boils at 90 C."])
+    with lstrace.ls_session(
+        project_name="Export grading", project_config=templates.get("response-grading")
+    ):
+        llm.invoke("Capital of Germany?", config={"run_id": run_id(61)})
+        llm.invoke("Boiling point of water?", config={"run_id": run_id(62)})
+    readback.flushed(2)
+    task = tasks_by_run("Export grading")
+    annotate(task[61], [choices(["Correct"], "grade", "prompt"), rating(5)])
+    annotate(
+        task[62],
+        [
+            textarea("Water boils at 100 C at sea level."),
+            choices(["Wrong"], "grade", "prompt"),
+            choices(["Made-up facts", "Incomplete"], "problems", "prompt"),
+            rating(1),
+        ],
+    )
+    out, result = export(tmp_path, "Export grading", "ratings", as_csv=True)
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert [(r["choices.grade"], r["choices.problems"], r["rating"]) for r in rows] == [
+        ("Correct", "", "5"),
+        ("Wrong", "Made-up facts; Incomplete", "1"),
+    ]
+    assert [r["corrected_response"] for r in rows] == ["", "Water boils at 100 C at sea level."]
+    assert result.ignored_result_types == {}
