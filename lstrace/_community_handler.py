@@ -19,6 +19,7 @@ from lstrace._errors import ConfigError
 from lstrace._handler import ScopeHandler
 from lstrace._labelconfig import DEFAULT_CONFIGS
 from lstrace._options import DEFAULT_PROJECT_NAME, CaptureOptions, make_args, resolve
+from lstrace._projects import check_at_entry
 from lstrace._scope import Scope
 
 EXPLICIT_DEPTH = 1_000_000  # outranks every scope
@@ -79,7 +80,9 @@ class LabelStudioCallbackHandler(ScopeHandler):
             mode=member.value,
             **options,
         )
-        scope = Scope(resolve(args, None), EXPLICIT_DEPTH)
+        resolved = resolve(args, None)
+        check_at_entry(resolved)  # like the original, which checked the project here
+        scope = Scope(resolved, EXPLICIT_DEPTH)
         scope.handler = self
         super().__init__(scope)
         _worker.prepare(scope.options)

@@ -161,3 +161,12 @@ def test_missing_api_key_raises_value_error(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("LABEL_STUDIO_API_KEY")
     with pytest.raises(ValueError, match="LABEL_STUDIO_API_KEY"):
         LabelStudioCallbackHandler(project_name="No key")
+
+
+def test_project_id_with_a_config_the_project_lacks_fails_at_construction() -> None:
+    """Like the original, which looked the project up in its constructor: project_id plus a
+    project_config whose tags the project lacks raises ValueError naming what is missing."""
+    project = readback.create_project("handler: lacks the tags", PROMPT_CONFIG)
+    config = '<View><Text name="q" value="$prompt"/><TextArea name="answer" toName="q"/></View>'
+    with pytest.raises(ValueError, match="needs TextArea 'answer' on Text 'q'"):
+        LabelStudioCallbackHandler(project_id=project, project_config=config)
