@@ -89,7 +89,8 @@ def _example_env(url: str) -> dict[str, str]:
 
 
 def _print_where_to_look(url: str, data_dir: Path) -> None:
-    stop = "python scripts/labelstudio.py stop"
+    python = _shown_python()
+    stop = f"{python} scripts/labelstudio.py stop"
     if data_dir.resolve() != labelstudio.DEFAULT_DATA_DIR.resolve():
         stop += f" --data-dir {data_dir}"
     print(
@@ -103,10 +104,19 @@ the conversation, the model's reply ready to edit, and the grading questions.
 To send your own calls there:
   export LABEL_STUDIO_URL={url}
   export LABEL_STUDIO_API_KEY={labelstudio.DEFAULT_TOKEN}
-  python examples/decorator.py      # or any script in examples/
+  {python} examples/decorator.py      # or any script in examples/
 
 Stop the server with: {stop}"""
     )
+
+
+def _shown_python() -> str:
+    """This interpreter as the reader would type it (``.venv/bin/python`` in the repo)."""
+    exe = Path(sys.executable)
+    try:
+        return str(exe.relative_to(Path.cwd()))
+    except ValueError:
+        return str(exe)
 
 
 if __name__ == "__main__":
