@@ -10,12 +10,14 @@ Exit codes (the same for every command):
 - 70: an internal error (a bug: set LSTRACE_DEBUG=1 for the traceback)
 
 Errors print one line on stderr, saying what to fix. The API key is never printed.
+``LSTRACE_DEBUG=1`` also shows lstrace's log lines (the sender's retries...).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -40,6 +42,7 @@ _EPILOG = (
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``lstrace`` command line; returns the exit code."""
+    _quiet_logs()
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -62,6 +65,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             "traceback and report it."
         )
         return EXIT_INTERNAL
+
+
+def _quiet_logs() -> None:
+    """The commands print their own outcome; lstrace's log lines only with LSTRACE_DEBUG=1."""
+    log = logging.getLogger("lstrace")
+    if os.environ.get("LSTRACE_DEBUG"):
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s %(levelname)s %(message)s")
+    elif not log.handlers:
+        log.addHandler(logging.NullHandler())  # keeps Python's last-resort printer out
 
 
 def _error(message: str) -> None:
