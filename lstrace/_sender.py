@@ -327,9 +327,13 @@ class Sender:
                 delay = max(delay, min(failure.retry_after, self.max_backoff * 5))
             state.next_at = time.time() + delay
             state.held = False
+            # A blip is retried unseen (INFO); an outage that lasts gets a WARNING, which
+            # Python prints even where the app set up no logging.
             log = (
                 logger.warning
-                if state.attempts in (1, 5) or state.attempts % 50 == 0
+                if state.attempts == 5 or state.attempts % 50 == 0
+                else logger.info
+                if state.attempts == 1
                 else logger.debug
             )
             log(

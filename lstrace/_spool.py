@@ -83,11 +83,13 @@ class Spool:
         self._keep: sqlite3.Connection | None = None
         if path is None:
             self._uri = f"file:lstrace-{owner}?mode=memory&cache=shared"
-            self._keep = self._db()  # a shared in-memory database lives while one connection does
+            with _guard:  # a shared in-memory database lives while one connection does
+                self._keep = self._db()
         else:
             self._uri = str(path)
             self._prepare_file(path)
-        self._db().executescript(_SCHEMA)
+        with _guard:
+            self._db().executescript(_SCHEMA)
         with self._tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO owners VALUES (?, ?, ?, ?)",
@@ -122,16 +124,21 @@ class Spool:
             self._local.db = db
         return db
 
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        with _guard:
+            return self._db().execute(sql, args).fetchall()
+
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        with _guard:
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def release(self) -> None:
         """Hand this process's rows back (clean shutdown) so the next process takes them at once."""
@@ -142,7 +149,8 @@ class Spool:
     def close(self) -> None:
         db = getattr(self._local, "db", None)
         if db is not None:
-            db.close()
+            with _guard:
+                db.close()
             self._local.db = None
 
     # -- writing -------------------------------------------------------------
@@ -215,14 +223,10 @@ class Spool:
 
     def destinations(self) -> list[Destination]:
         """Destinations with live rows owned by this process."""
-        rows = (
-            self._db()
-            .execute(
-                "SELECT DISTINCT d.spec FROM tasks t JOIN destinations d ON d.key = t.dest"
-                " WHERE t.owner = ? AND t.dead IS NULL",
-                (self.owner,),
-            )
-            .fetchall()
+        rows = self._query(
+            "SELECT DISTINCT d.spec FROM tasks t JOIN destinations d ON d.key = t.dest"
+            " WHERE t.owner = ? AND t.dead IS NULL",
+            (self.owner,),
         )
         return [Destination(**json.loads(spec)) for (spec,) in rows]
 
@@ -236,20 +240,16 @@ class Spool:
         if dest is not None:
             sql += " AND t.dest = ?"
             args += (dest.key,)
-        rows = self._db().execute(sql + " GROUP BY t.dest", args).fetchall()
+        rows = self._query(sql + " GROUP BY t.dest", args)
         found = [Destination(**json.loads(spec)) for spec, _, _ in rows]
         return {d.key: (d, n, oldest) for d, (_, n, oldest) in zip(found, rows, strict=True)}
 
     def take(self, dest: Destination, limit: int) -> list[Row]:
         """The oldest rows of a destination owned by this process."""
-        rows = (
-            self._db()
-            .execute(
-                "SELECT id, run_id, body, maybe_sent, created FROM tasks"
-                " WHERE owner = ? AND dest = ? AND dead IS NULL ORDER BY id LIMIT ?",
-                (self.owner, dest.key, limit),
-            )
-            .fetchall()
+        rows = self._query(
+            "SELECT id, run_id, body, maybe_sent, created FROM tasks"
+            " WHERE owner = ? AND dest = ? AND dead IS NULL ORDER BY id LIMIT ?",
+            (self.owner, dest.key, limit),
         )
         return [Row(i, r, json.loads(b), bool(m), c, len(b)) for i, r, b, m, c in rows]
 
@@ -260,12 +260,30 @@ class Spool:
         if mine:
             sql += " AND owner = ?"
             args = (self.owner,)
-        return int(self._db().execute(sql, args).fetchone()[0])
+        return int(self._query(sql, args)[0][0])
 
     def count_dead(self) -> int:
-        return int(
-            self._db().execute("SELECT COUNT(*) FROM tasks WHERE dead IS NOT NULL").fetchone()[0]
-        )
+        return int(self._query("SELECT COUNT(*) FROM tasks WHERE dead IS NOT NULL")[0][0])
+
+
+# Held around every use of SQLite in this process, and by fork() (see below), so no
+# thread is inside SQLite when a child is forked. A child copies SQLite's in-process
+# state: a copy taken mid-call holds a mutex for ever (the child hangs when it frees the
+# parent's connections) or a write lock for ever ("database is locked" in the child).
+_guard = threading.Lock()
+
+
+def _new_guard_in_child() -> None:
+    global _guard
+    _guard = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=lambda: _guard.acquire(),  # noqa: PLW0108 - the child replaces the lock
+        after_in_parent=lambda: _guard.release(),  # noqa: PLW0108
+        after_in_child=_new_guard_in_child,
+    )
 
 
 def _host() -> str:
