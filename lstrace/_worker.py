@@ -105,6 +105,11 @@ class Worker:
         """Deliver what is pending, for at most ``timeout`` seconds."""
         deadline = time.time() + max(0.0, timeout)
         self.ready.wait(max(0.0, timeout))
+        # Everything captured before flush() goes to the spool first, so it leaves in as few
+        # imports as possible rather than in whatever part the spooler had reached.
+        self._queued.set()
+        while (self.queue or self._in_flight) and time.time() < deadline:
+            time.sleep(0.002)
         start = self.counters.get("delivered")
         passes = self._flush_passes
         with self._idle:
