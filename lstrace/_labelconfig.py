@@ -19,6 +19,10 @@ from lstrace._errors import ConfigError
 Mode = Literal["prompt", "chat", "pairwise"]
 MODES: tuple[str, ...] = ("prompt", "chat", "pairwise")
 
+# The configs of LangChain's Label Studio integration, with two fixes found in a real
+# browser: rows="4" makes the response editable in a multi-line box (without it Label
+# Studio uses a one-line input that joins the lines of an edited response), and the chat
+# view hides the "00:00:00" time stamps Paragraphs shows on every turn.
 PROMPT_CONFIG = """<View>
 <Style>
     .prompt-box {
@@ -34,14 +38,15 @@ PROMPT_CONFIG = """<View>
     </View>
     <TextArea name="response" toName="prompt"
               maxSubmissions="1" editable="true"
-              required="true"/>
+              required="true" rows="4"/>
 </View>
 <Header value="Rate the response:"/>
 <Rating name="rating" toName="prompt"/>
 </View>"""
 
 CHAT_CONFIG = """<View>
-<View className="root">
+<Style>.lst-dialogue [class*="time--"] { display: none; }</Style>
+<View className="root lst-dialogue">
      <Paragraphs name="dialogue"
                value="$prompt"
                layout="dialogue"
@@ -51,7 +56,7 @@ CHAT_CONFIG = """<View>
   <Header value="Final response:"/>
     <TextArea name="response" toName="dialogue"
               maxSubmissions="1" editable="true"
-              required="true"/>
+              required="true" rows="4"/>
 </View>
 <Header value="Rate the response:"/>
 <Rating name="rating" toName="dialogue"/>

@@ -148,11 +148,6 @@ def one_line(text: str) -> str:
     return text.replace("\n", "")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the default configs' TextArea has no rows attribute, so Label Studio edits the "
-    "response in a one-line <input> that drops its line breaks (fix: rows in the TextArea)",
-)
 @pytest.mark.parametrize("mode", ["prompt", "chat"])
 def test_default_configs_keep_line_breaks_when_editing(
     ui: LabelStudioPage, ls_server: Server, title: str, mode: str
