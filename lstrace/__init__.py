@@ -26,6 +26,7 @@ from lstrace._process import configure, disable, enable, flush, stats, sync
 from lstrace._scope import with_scope
 from lstrace._stats import FlushResult, Stats
 from lstrace._track import ls_session, ls_track
+from lstrace.export import ExportError, ExportResult, export_project
 
 __version__ = "0.1.0"
 
@@ -33,6 +34,8 @@ __all__ = [
     "CallInfo",
     "CaptureOptions",
     "ConfigError",
+    "ExportError",
+    "ExportResult",
     "FlushResult",
     "LabelStudioCallbackHandler",
     "LabelStudioMode",
@@ -43,6 +46,7 @@ __all__ = [
     "configure",
     "disable",
     "enable",
+    "export_project",
     "flush",
     "get_default_label_configs",
     "ls_session",
