@@ -32,6 +32,7 @@ EXPECTED = {
     "streaming": ("lstrace example: streaming", 1),
     "custom_config": ("lstrace example: support chat grading", 3),
     "callback_handler": ("lstrace example: callback handler", 1),
+    "export_loop": ("lstrace example: export loop", 3),
 }
 PROVIDER_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "LABEL_STUDIO_PROJECT_ID")
 
