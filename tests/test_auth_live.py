@@ -9,12 +9,10 @@ a fresh data dir, and stop it at the end.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -23,6 +21,7 @@ from langchain_core.language_models import FakeListLLM
 
 import lstrace
 from lstrace import ls_session
+from tests.labelstudio_script import load_script
 
 pytestmark = pytest.mark.live
 
@@ -31,17 +30,7 @@ PORT = int(os.environ.get("LSTRACE_AUTH_LIVE_PORT", "18098"))
 LLM = FakeListLLM(responses=["ok"])
 
 
-def _labelstudio() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "labelstudio_auth_live", REPO / "scripts" / "labelstudio.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-LS = _labelstudio()
+LS = load_script()
 
 
 @pytest.fixture(scope="module")

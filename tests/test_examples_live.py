@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser.server import REPO, TOKEN, Server, load_script
+from tests.browser.server import Server
+from tests.labelstudio_script import REPO, TOKEN, load_script
 
 pytestmark = pytest.mark.live
 

@@ -8,13 +8,11 @@ say. Time and memory figures come from ``benchmarks/export_paging.py``, not from
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +21,7 @@ import pytest
 from lstrace._export.server import ReadClient, TaskPage
 from lstrace._labelconfig import PROMPT_CONFIG
 from lstrace.export import export_project
+from tests.labelstudio_script import load_script
 
 pytestmark = pytest.mark.live
 
@@ -34,19 +33,11 @@ UNANNOTATED = 500
 GROUPS = 499  # prompts repeat, so ratings of one prompt can be compared
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"h4_{name}", REPO / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     """A fresh Label Studio for this module (from the recording template when there is one)."""
-    recorder = _load("record_cassettes")
-    ls = _load("labelstudio")
+    recorder = load_script("record_cassettes")
+    ls = load_script("labelstudio")
     url, data = recorder.start_fresh(ls, PORT, pristine=False)
     try:
         yield str(url)

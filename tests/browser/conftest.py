@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from tests.browser.pages import LabelStudioPage
-from tests.browser.server import REPO, TOKEN, Server, load_script
+from tests.browser.server import Server
+from tests.labelstudio_script import REPO, TOKEN, load_script
 
 PORT = int(os.environ.get("LSTRACE_BROWSER_PORT", "18140"))
 CHROMIUM = os.environ.get("LSTRACE_CHROMIUM", "/usr/bin/chromium")

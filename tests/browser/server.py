@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
-TOKEN = "0123456789abcdef0123456789abcdef01234567"
-
-
-def load_script() -> ModuleType:
-    """Import scripts/labelstudio.py (a script, not a package module) by path."""
-    spec = importlib.util.spec_from_file_location(
-        "lstrace_labelstudio", REPO / "scripts" / "labelstudio.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.labelstudio_script import TOKEN
 
 
 class Server:

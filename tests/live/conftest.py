@@ -12,7 +12,6 @@ names a venv with label-studio already installed (else the script installs it).
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import logging
 import os
@@ -24,7 +23,6 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -32,6 +30,7 @@ from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 
 import lstrace
+from tests.labelstudio_script import load_script
 from tests.live.fault_proxy import FaultProxy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,22 +41,11 @@ TOKEN = "0123456789abcdef0123456789abcdef01234567"
 CHILD = Path(__file__).with_name("child_capture.py")
 
 
-def load_labelstudio() -> ModuleType:
-    """Import scripts/labelstudio.py (a script, not a package module) by path."""
-    spec = importlib.util.spec_from_file_location(
-        "lstrace_labelstudio", REPO / "scripts" / "labelstudio.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 class LiveServer:
     """A Label Studio server of this session: stop/start it, read what arrived."""
 
     def __init__(self, data_dir: Path, port: int = LS_PORT, token: str = TOKEN) -> None:
-        self.script = load_labelstudio()
+        self.script = load_script()
         self.data_dir = data_dir
         self.port = port
         self.token = token
