@@ -36,16 +36,20 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("lstrace")
 
+SPOOL_CHUNK = 200  # calls converted and committed per spool transaction
+
 
 @dataclass(frozen=True)
 class Settings:
     """Process-wide delivery settings (see :func:`lstrace.configure`)."""
 
     spool_path: Path | None = None  # None: LSTRACE_SPOOL_PATH or the per-user data dir
-    batch_size: int = 500
+    batch_size: int = 1000  # Label Studio spends ~1 ms a task plus ~45 ms a request
     flush_interval: float = 1.0  # max seconds a task waits for its batch to fill
     spool_interval: float = 0.05  # max seconds a captured call stays only in memory
-    max_queue: int = 10_000
+    # A captured call holds LangChain's objects (about 4 KB for a short chat call): this
+    # bound keeps a CPU-saturating caller within a few MB; past it callers spool themselves.
+    max_queue: int = 1_000
     max_batch_bytes: int = 8_000_000
     request_timeout: float = 30.0
     max_backoff: float = 60.0
@@ -217,7 +221,6 @@ class Worker:
             try:
                 if self.queue:
                     self._spool_queue()
-                    self._wake.set()  # the sender decides whether a batch is due
             except Exception:
                 logger.exception("lstrace: the spooler hit an unexpected error; it keeps going")
                 time.sleep(0.5)
@@ -246,13 +249,15 @@ class Worker:
 
     def _spool_queue(self) -> None:
         queue = self.queue
-        self._in_flight = len(queue)  # set before popping, so pending() never sees a gap
-        try:
-            batch = [queue.popleft() for _ in range(self._in_flight)]
-            if batch:
-                self._store(batch)
-        finally:
-            self._in_flight = 0
+        todo = len(queue)  # what is queued now; a caller that keeps adding waits for a round
+        while todo > 0:  # in chunks: the first calls are committed soon even behind a long queue
+            self._in_flight = min(todo, SPOOL_CHUNK)  # before popping: no gap in pending()
+            try:
+                self._store([queue.popleft() for _ in range(self._in_flight)])
+            finally:
+                todo -= self._in_flight
+                self._in_flight = 0
+            self._wake.set()  # the sender decides whether a batch is due
 
     def _store(self, calls: list[CapturedCall]) -> None:
         assert self._spool is not None
