@@ -392,7 +392,14 @@ def shutdown(*, timeout: float | None = None, report: bool = True) -> FlushResul
     if spool is not None and not worker._thread.is_alive() and not worker._spooler.is_alive():
         spool.release()
     result = FlushResult(flushed.delivered, in_spool + in_memory, flushed.spool_path)
-    if report and in_spool:
+    if report and in_spool and worker.spool_path is None:  # the in-memory fallback spool
+        print(
+            f"lstrace: {in_spool} tasks were not delivered to Label Studio and are lost: the "
+            "spool file could not be opened (see the error above). Set LSTRACE_SPOOL_PATH or "
+            "lstrace.configure(spool_path=...) to a writable file.",
+            file=sys.stderr,
+        )
+    elif report and in_spool:
         print(
             f"lstrace: {in_spool} tasks were not yet delivered to Label Studio; they wait in "
             f"the spool at {worker.spool_path} and will be sent the next time lstrace runs, "

@@ -142,3 +142,24 @@ def test_wrong_token_is_reported_once_and_tasks_wait_for_the_right_one(
     assert result.pending == 0
     assert sorted(live_server.run_ids(title).elements()) == sorted(sent)
     assert spool_rows(lstrace_state) == 0
+
+
+def test_missing_project_id_is_reported_once_and_tasks_stay(
+    live_server: LiveServer, caplog: pytest.LogCaptureFixture, lstrace_state: Any
+) -> None:
+    """Tasks for a project id the server does not have are kept in the spool, and one error
+    names the server, the project id and what to check; flush() does not wait it out."""
+    model = fake_chat()
+    with lstrace.ls_session(project_id=987654):
+        for _ in range(10):
+            call(model)
+    started = time.monotonic()
+    result = lstrace.flush(timeout=20)
+    lstrace.flush(timeout=1)
+
+    assert result.pending == 10 and time.monotonic() - started < 15
+    assert spool_rows(lstrace_state) == 10
+    errors = [r for r in caplog.records if r.name == "lstrace" and r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    text = errors[0].getMessage()
+    assert live_server.url in text and "987654" in text and "project_id" in text

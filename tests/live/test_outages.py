@@ -125,3 +125,24 @@ def test_exit_flush_prints_one_line_when_tasks_are_left(tmp_path: Path) -> None:
     assert len(lines) == 1, err
     assert "20 tasks" in lines[0] and "lstrace sync" in lines[0] and str(spool) in lines[0]
     assert spool_rows(spool) == 20
+
+
+def test_exit_line_says_tasks_are_lost_when_no_spool_file_could_be_opened(
+    tmp_path: Path,
+) -> None:
+    """When the spool file cannot be created (its directory is a file), lstrace keeps tasks in
+    memory only; exiting with some undelivered says they are lost and how to fix the spool
+    path, never that `lstrace sync` will send them."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    proc = child(
+        "exit", "--spool", str(blocker / "spool.sqlite3"), "--url", f"http://127.0.0.1:{DEAD_PORT}",
+        "--key", "0" * 40, "--title", "exit-test", "--n", "20", "--shutdown-timeout", "1",
+    )  # fmt: skip
+    out, err = proc.communicate(timeout=60)
+
+    assert proc.returncode == 0, err
+    assert len(out.splitlines()) == 20
+    (exit_line,) = [line for line in err.splitlines() if "not delivered" in line]
+    assert "20 tasks" in exit_line and "lost" in exit_line and "spool_path" in exit_line
+    assert "lstrace sync" not in err
