@@ -28,6 +28,7 @@ class LabelStudioClient:
         from label_studio_sdk import LabelStudio
 
         self.url = url
+        self.timeout = timeout
         try:
             self._sdk: Any = LabelStudio(  # type: ignore[no-untyped-call]
                 base_url=url, api_key=api_key, timeout=timeout, max_retries=0
@@ -41,7 +42,13 @@ class LabelStudioClient:
         except DeliveryFailure:
             raise
         except Exception as exc:
-            raise classify(exc, what, self.url) from None
+            failure = classify(exc, what, self.url)
+            if _timed_out(exc):
+                # The server may still be working on it (queued behind a proxy, slow): give
+                # it as long again before the sender checks what arrived, or the check
+                # misses a late import and the re-send duplicates it.
+                failure.retry_after = max(failure.retry_after or 0.0, self.timeout)
+            raise failure from None
 
     def projects_titled(self, title: str) -> list[int]:
         """Ids of projects whose title is exactly ``title`` (the server filters by substring)."""
@@ -208,6 +215,13 @@ def classify(exc: BaseException, what: str, url: str) -> DeliveryFailure:
         f"unexpected error while trying to {what} at {url}: {type(exc).__name__}: {exc}",
         maybe_sent=True,
     )
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """A read/write/pool timeout: the request may have reached the server, or still will."""
+    import httpx
+
+    return isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout)
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:

@@ -28,6 +28,10 @@ FAULTS: dict[str, Callable[[FaultProxy], None]] = {
     "drop-before-forward": lambda p: p.drop_next(1, path=IMPORT),
     "drop-after-forward": lambda p: p.drop_next(1, after_forward=True, path=IMPORT),
     "slow-answer-client-times-out": lambda p: p.delay_next(1, 6.0, path=IMPORT),
+    # the client gives up at 3 s; the server only gets (and imports) the batch at 4 s
+    "server-gets-it-after-client-timeout": lambda p: p.delay_next(
+        1, 4.0, after_forward=False, path=IMPORT
+    ),
 }
 AMBIGUOUS = {"500-after-forward", "502-after-forward-and-lookup-fails", "drop-after-forward"}
 
@@ -47,8 +51,9 @@ def test_fault_during_import_delivers_every_task_once(
     live_server: LiveServer, proxy: FaultProxy, title: str, fault: str, caplog: Any
 ) -> None:
     """A 5xx, a dropped connection or a client timeout on a bulk import, before or after the
-    server did the work, ends with every task in Label Studio exactly once: an import that
-    may have arrived is checked by run_id, never blindly re-sent."""
+    server did the work (or while it is still to do it), ends with every task in Label Studio
+    exactly once: an import that may have arrived is checked by run_id, never blindly
+    re-sent, and after a timeout the check waits as long again as the request did."""
     lstrace.configure(batch_size=100, flush_interval=3600, max_backoff=1.0, request_timeout=3.0)
     FAULTS[fault](proxy)
 
@@ -62,7 +67,7 @@ def test_fault_during_import_delivers_every_task_once(
     assert max(arrived.values()) == 1
     assert _import_requests(proxy) == 3  # three batches of 100, none re-posted after arriving
     assert lstrace.stats().retried > 0
-    if fault in AMBIGUOUS or fault.startswith("slow"):
+    if fault in AMBIGUOUS or fault.startswith(("slow", "server-gets")):
         assert "had arrived despite a failed attempt" in caplog.text
 
 
