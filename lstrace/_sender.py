@@ -106,6 +106,7 @@ class Sender:
         self.backoff: dict[str, Backoff] = {}
         self._clients: dict[tuple[str, str], LabelStudioClient] = {}
         self._reported: set[str] = set()
+        self._warmed: set[str] = set()  # destinations whose project was looked up early
         # What waits in the spool, per destination, kept in memory so that deciding
         # whether a batch is due never reads the spool (the spooler adds, we subtract).
         self._backlog: dict[str, Backlog] = {}
@@ -194,6 +195,7 @@ class Sender:
                 continue
             full = entry.count >= self.batch_size
             if not (flushing or full or entry.oldest + flush_interval <= now):
+                self._warm_up(dest)
                 continue
             rows = self.spool.take(dest, self.batch_size)
             try:
@@ -205,6 +207,18 @@ class Sender:
             finally:
                 self._refresh_backlog(dest)
         return delivered
+
+    def _warm_up(self, dest: Destination) -> None:
+        """Resolve (or create) the project while its first batch fills, once per destination,
+        so the first import goes out as soon as the batch is due. A failure here is left to
+        the send, which reports and retries it."""
+        if dest.key in self._warmed:
+            return
+        self._warmed.add(dest.key)
+        try:
+            self.projects.resolve(dest, self._client(dest))
+        except DeliveryFailure:
+            logger.debug("lstrace: early project lookup failed for %s", dest.describe())
 
     def _send(self, dest: Destination, rows: Sequence[Row]) -> int:
         client = self._client(dest)

@@ -6,7 +6,8 @@ data dir and stopped at the end of the session. Tests that need faults put a
 Every test sends its tasks to a project of its own (a unique title), so tests never see
 each other's tasks.
 
-Environment: ``LSTRACE_LIVE_DATA_DIR`` (see :func:`live_server`); ``LSTRACE_LABEL_STUDIO_VENV``
+Environment: ``LSTRACE_LIVE_DATA_DIR`` (see :func:`live_server`), ``LSTRACE_LIVE_PORT`` (the
+server's port, default 18100; proxies take free ports of 18101-18118); ``LSTRACE_LABEL_STUDIO_VENV``
 names a venv with label-studio already installed (else the script installs it).
 """
 
@@ -34,7 +35,7 @@ from tests.labelstudio_script import load_script
 from tests.live.fault_proxy import FaultProxy
 
 REPO = Path(__file__).resolve().parents[2]
-LS_PORT = 18100
+LS_PORT = int(os.environ.get("LSTRACE_LIVE_PORT", "18100"))
 PROXY_PORTS = range(18101, 18119)
 DEAD_PORT = 18119  # nothing listens here: "Label Studio is down"
 TOKEN = "0123456789abcdef0123456789abcdef01234567"
