@@ -110,7 +110,7 @@ def test_backs_off_while_the_server_stays_down(
     proxy.up()
     result = lstrace.flush(timeout=60)
 
-    assert 2 <= tries_while_down <= 6, proxy.log
+    assert 2 <= tries_while_down <= 8, proxy.log  # hammering would be ~80 (every 0.1 s)
     assert result.pending == 0
     assert sorted(live_server.run_ids(title).elements()) == sorted(sent)
 
