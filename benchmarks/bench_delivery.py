@@ -417,6 +417,7 @@ def main() -> int:
     finally:
         if labelstudio is not None:
             labelstudio.stop(data_dir)
+            shutil.rmtree(data_dir, ignore_errors=True)
     print("\n".join(table(over, thru, mem)))
     return 0
 
