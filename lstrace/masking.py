@@ -64,7 +64,7 @@ def compose(*maskers: Callable[[str], str]) -> Callable[[str], str]:
 
 
 default = compose(api_keys, emails, credit_cards, phone_numbers)
-"""Masks API keys, e-mail addresses, card numbers and phone numbers, in that order."""
+default.__doc__ = "Masks API keys, e-mail addresses, card numbers and phone numbers, in that order."
 
 
 def _digits(text: str) -> int:
