@@ -18,7 +18,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -92,6 +92,7 @@ class Sender:
         max_batch_bytes: int,
         request_timeout: float,
         max_backoff: float,
+        keys: Mapping[str, str],
         base_backoff: float = 0.5,
     ) -> None:
         self.spool = spool
@@ -101,7 +102,7 @@ class Sender:
         self.request_timeout = request_timeout
         self.max_backoff = max_backoff
         self.base_backoff = base_backoff
-        self.keys: dict[str, str] = {}
+        self.keys = keys  # url -> API key: the process's one map, kept by scope entries
         self.projects = ProjectCache()
         self.backoff: dict[str, Backoff] = {}
         self._clients: dict[tuple[str, str], LabelStudioClient] = {}
@@ -141,11 +142,8 @@ class Sender:
 
     # -- configuration ---------------------------------------------------------
 
-    def set_key(self, url: str, api_key: str) -> None:
-        """Use ``api_key`` for ``url``; a held destination of that server is retried at once."""
-        if self.keys.get(url) == api_key:
-            return
-        self.keys[url] = api_key
+    def retry_held(self) -> None:
+        """A key changed: try every backed-off destination at once and report afresh."""
         for state in self.backoff.values():
             state.next_at = 0.0
         self._reported.clear()

@@ -75,7 +75,7 @@ class Worker:
         self._flush_passes = 0
         self._stopping = False
         self._in_flight = 0  # calls taken off the queue, not yet in the spool
-        self._keys: dict[str, str] = {}
+        self._key_changed = False
         self._sender: Sender | None = None
         self._spool: Spool | None = None
         self._overflow_lock = threading.Lock()
@@ -101,8 +101,9 @@ class Worker:
             self._sleeping = False
             self._queued.set()
 
-    def set_key(self, url: str, api_key: str) -> None:
-        self._keys[url] = api_key
+    def key_changed(self) -> None:
+        """A scope (or sync) brought a new key: held destinations are retried at once."""
+        self._key_changed = True
         self._wake.set()
 
     def flush(self, timeout: float) -> FlushResult:
@@ -184,6 +185,7 @@ class Worker:
             max_batch_bytes=s.max_batch_bytes,
             request_timeout=s.request_timeout,
             max_backoff=s.max_backoff,
+            keys=_keys,
         )
         adopted = self._spool.adopt_orphans()
         if adopted:
@@ -229,8 +231,9 @@ class Worker:
 
     def _step(self) -> None:
         assert self._sender is not None
-        for url, key in list(self._keys.items()):
-            self._sender.set_key(url, key)
+        if self._key_changed:
+            self._key_changed = False
+            self._sender.retry_held()
         if self._stopping:
             return  # the spooler keeps what is left; delivery resumes in the next process
         flushing = self._flushing > 0
@@ -319,8 +322,6 @@ def _get() -> Worker:
             if worker is None:
                 worker = _worker = Worker(_settings)
                 _register_process_exit()
-                for url, key in _keys.items():
-                    worker.set_key(url, key)
     return worker
 
 
@@ -336,11 +337,10 @@ def count(name: str, n: int = 1) -> None:
 def prepare(options: Options) -> None:
     """Called at scope entry: remember the key for the server and start the worker."""
     url = options.destination.url
+    worker = _get()
     if _keys.get(url) != options.api_key:
         _keys[url] = options.api_key
-        _get().set_key(url, options.api_key)
-    else:
-        _get()
+        worker.key_changed()
 
 
 def configure(**changes: Any) -> Settings:
@@ -373,7 +373,7 @@ def sync(*, api_key: str | None, url: str | None, timeout: float) -> FlushResult
         key = api_key or _keys.get(server)
         if key:
             _keys[server] = key
-            worker.set_key(server, key)
+    worker.key_changed()
     return worker.flush(timeout)
 
 
