@@ -32,7 +32,7 @@ logger = logging.getLogger("lstrace")
 
 # Runs started but not ended, shared by every handler. Dict operations are
 # atomic under the GIL and one run's callbacks come from one thread at a time.
-_pending: dict[UUID, tuple[Scope, CapturedCall]] = {}
+_pending: dict[UUID, CapturedCall] = {}
 _MAX_PENDING = 100_000  # a leak guard: runs that never end are forgotten past this
 
 
@@ -100,9 +100,8 @@ class ScopeHandler(BaseCallbackHandler):
 
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
         try:
-            entry = _pending.pop(run_id, None)
-            if entry is not None:
-                call = entry[1]
+            call = _pending.pop(run_id, None)
+            if call is not None:
                 call.ended_perf = time.perf_counter()
                 call.response = response
                 _worker.submit(call)
@@ -111,9 +110,8 @@ class ScopeHandler(BaseCallbackHandler):
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         try:
-            entry = _pending.pop(run_id, None)
-            if entry is not None and entry[0].options.capture_errors:
-                call = entry[1]
+            call = _pending.pop(run_id, None)
+            if call is not None and call.options.capture_errors:
                 call.ended_perf = time.perf_counter()
                 call.error = error
                 _worker.submit(call)
@@ -198,40 +196,43 @@ class ScopeHandler(BaseCallbackHandler):
         kwargs: Mapping[str, Any],
     ) -> None:
         scope = self.scope
-        entry = _pending.get(run_id)
-        if entry is not None:
-            if entry[0].rank >= scope.rank:
-                return  # an inner scope's handler already holds this run
-            entry[1].options = scope.options
-            entry[1].scope_seq = scope.rank[1]
-            _pending[run_id] = (scope, entry[1])
+        held = _pending.get(run_id)
+        if held is not None and held.rank >= scope.rank:
+            return  # an inner scope's handler already holds this run
+        # The deepest scope decides, whichever handler LangChain calls first.
+        if not self._admits(run_id, parent_run_id):
+            _pending.pop(run_id, None)
             return
-        options = scope.options
+        if held is not None:
+            held.options, held.rank = scope.options, scope.rank
+            return
+        if len(_pending) >= _MAX_PENDING:
+            _pending.pop(next(iter(_pending)))
+            _worker.count("abandoned")
+        _pending[run_id] = CapturedCall(
+            options=scope.options,
+            run_id=run_id,
+            parent_run_id=parent_run_id,
+            prompt=prompt,
+            messages=messages,
+            serialized=serialized,
+            tags=tags,
+            metadata=metadata,
+            invocation_params=kwargs.get("invocation_params"),
+            name=kwargs.get("name"),
+            started_at=time.time(),
+            started_perf=time.perf_counter(),
+            rank=scope.rank,
+        )
+
+    def _admits(self, run_id: UUID, parent_run_id: UUID | None) -> bool:
+        """This scope's verdict: capture on, and the run's trace sampled in (drops counted)."""
+        options = self.scope.options
         if not options.enabled:
-            return
+            return False
         if options.sample_rate < 1.0:
             root = _sampling.root_of(run_id, parent_run_id)
             if not _sampling.keep(root, options.sample_rate, options.sample_seed):
                 _worker.count("dropped:sampled")
-                return
-        if len(_pending) >= _MAX_PENDING:
-            _pending.pop(next(iter(_pending)))
-            _worker.count("abandoned")
-        _pending[run_id] = (
-            scope,
-            CapturedCall(
-                options=scope.options,
-                run_id=run_id,
-                parent_run_id=parent_run_id,
-                prompt=prompt,
-                messages=messages,
-                serialized=serialized,
-                tags=tags,
-                metadata=metadata,
-                invocation_params=kwargs.get("invocation_params"),
-                name=kwargs.get("name"),
-                started_at=time.time(),
-                started_perf=time.perf_counter(),
-                scope_seq=scope.rank[1],
-            ),
-        )
+                return False
+        return True

@@ -41,7 +41,9 @@ class CapturedCall:
     ended_perf: float = 0.0
     response: LLMResult | None = None
     error: BaseException | None = None
-    scope_seq: int = 0  # which scope instance captured it: pairwise calls pair within one
+    # (depth, sequence) of the scope that holds the call: the deepest wins, and pairwise
+    # calls pair within one scope instance
+    rank: tuple[int, int] = (0, 0)
 
 
 def to_content(call: CapturedCall) -> dict[str, Any]:
@@ -96,7 +98,7 @@ def _pair_group(
     key = str(metadata.get(pair_by)) if pair_by and pair_by in metadata else prompt
     # Compared only as stored strings, so a per-process hash is enough; the pid keeps
     # scopes of different processes apart when a spool's rows are adopted.
-    return f"{os.getpid()}:{call.scope_seq}:{hash(key):x}"
+    return f"{os.getpid()}:{call.rank[1]}:{hash(key):x}"
 
 
 def _tags(call: CapturedCall) -> list[str]:

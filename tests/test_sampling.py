@@ -92,3 +92,24 @@ def test_unsampled_scopes_do_not_listen_to_chain_events() -> None:
         assert scope.handler.ignore_chain and scope.handler.ignore_agent
     with lstrace.ls_session(sample_rate=0.5) as scope:
         assert not scope.handler.ignore_chain
+
+
+def test_the_deepest_scope_samples_even_when_the_outer_handler_runs_first(
+    lstrace_state: Path,
+) -> None:
+    """A chain started in an outer scope passes its handler down to the LLM run, ahead of the
+    inner scope's; the inner scope's sample_rate still decides, both ways."""
+    llm = FakeListLLM(responses=["x"])
+
+    def inner(rate: float) -> Any:
+        def step(prompt: str) -> str:
+            with lstrace.ls_session(sample_rate=rate):
+                return llm.invoke(prompt)
+
+        return RunnableLambda(step)
+
+    with lstrace.ls_session(sample_rate=1.0):
+        inner(0.0).invoke("inner drops it")
+    with lstrace.ls_session(sample_rate=0.0):
+        inner(1.0).invoke("inner keeps it")
+    assert [t["prompt"] for t in spooled(lstrace_state, 1)] == ["inner keeps it"]
