@@ -259,13 +259,17 @@ class Destination:
             return default_target(self.mode)
         return target_from_xml(self.label_config)
 
-    def describe(self) -> str:
-        project = (
+    @property
+    def project(self) -> str:
+        """The project, as people name it: ``project id 3`` or ``project 'Jokes'``."""
+        return (
             f"project id {self.project_id}"
             if self.project_id
             else f"project {self.project_title!r}"
         )
-        return f"{project} on {self.url}"
+
+    def describe(self) -> str:
+        return f"{self.project} on {self.url}"
 
 
 @dataclass(frozen=True)

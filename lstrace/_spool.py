@@ -46,6 +46,23 @@ CREATE TABLE IF NOT EXISTS owners (token TEXT PRIMARY KEY, pid INTEGER NOT NULL,
 """
 
 
+def peek(path: Path) -> tuple[list[tuple[Destination, int]], int]:
+    """What waits in the spool file at ``path`` (every process's rows), per destination in
+    delivery order, and how many tasks were set aside as dead. Read-only: never creates the
+    file, claims rows or registers an owner. Raises ``sqlite3.Error`` for an unreadable file.
+    """
+    db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        dead = db.execute("SELECT COUNT(*) FROM tasks WHERE dead IS NOT NULL").fetchone()[0]
+        rows = db.execute(
+            "SELECT d.spec, COUNT(*) FROM tasks t JOIN destinations d ON d.key = t.dest"
+            " WHERE t.dead IS NULL GROUP BY t.dest ORDER BY MIN(t.id)"
+        ).fetchall()
+    finally:
+        db.close()
+    return [(Destination(**json.loads(spec)), int(n)) for spec, n in rows], int(dead)
+
+
 def default_path() -> Path:
     """The per-user spool path (``LSTRACE_SPOOL_PATH`` overrides it)."""
     env = os.environ.get("LSTRACE_SPOOL_PATH")

@@ -6,10 +6,11 @@ or registers an owner, so it is safe next to a running process.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from lstrace._spool import peek
 
 
 @dataclass(frozen=True)
@@ -42,26 +43,8 @@ def look(path: Path) -> SpoolView:
     if not path.exists():
         return SpoolView(path, exists=False)
     try:
-        db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
-        try:
-            dead = db.execute("SELECT COUNT(*) FROM tasks WHERE dead IS NOT NULL").fetchone()[0]
-            rows = db.execute(
-                "SELECT d.spec, COUNT(*) FROM tasks t JOIN destinations d ON d.key = t.dest"
-                " WHERE t.dead IS NULL GROUP BY t.dest ORDER BY MIN(t.id)"
-            ).fetchall()
-        finally:
-            db.close()
-    except sqlite3.Error as exc:
+        waiting, dead = peek(path)
+    except (sqlite3.Error, ValueError, TypeError) as exc:  # not a spool, or not this version's
         return SpoolView(path, exists=True, error=str(exc))
-    places = [(*_describe(spec), int(n)) for spec, n in rows]
-    return SpoolView(path, True, sum(p[2] for p in places), int(dead), places)
-
-
-def _describe(spec: str) -> tuple[str, str]:
-    try:
-        dest = json.loads(spec)
-    except ValueError:
-        return "", "an unknown project"
-    if dest.get("project_id"):
-        return str(dest.get("url")), f"project id {dest['project_id']}"
-    return str(dest.get("url")), f"project {dest.get('project_title')!r}"
+    places = [(dest.url, dest.project, n) for dest, n in waiting]
+    return SpoolView(path, True, sum(n for _, n in waiting), dead, places)
