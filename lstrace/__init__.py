@@ -15,17 +15,17 @@ the background, in batches, through a durable spool.
 """
 
 from lstrace import templates
-from lstrace._community_handler import (
+from lstrace._capture.community_handler import (
     LabelStudioCallbackHandler,
     LabelStudioMode,
     get_default_label_configs,
 )
+from lstrace._capture.scope import with_scope
+from lstrace._capture.track import ls_session, ls_track
+from lstrace._delivery.stats import FlushResult, Stats
 from lstrace._errors import ConfigError, LstraceError
 from lstrace._options import CallInfo, CaptureOptions, TraceOptions
 from lstrace._process import configure, disable, enable, flush, stats, sync
-from lstrace._scope import with_scope
-from lstrace._stats import FlushResult, Stats
-from lstrace._track import ls_session, ls_track
 from lstrace.export import ExportError, ExportResult, export_project
 
 __version__ = "0.1.0"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from typing_extensions import Unpack
 
-from lstrace import _worker
+from lstrace._capture.scope import set_global
+from lstrace._delivery import worker as _worker
+from lstrace._delivery.stats import FlushResult, Stats
 from lstrace._options import TraceOptions, make_args
-from lstrace._scope import set_global
-from lstrace._stats import FlushResult, Stats
 
 
 def enable(**options: Unpack[TraceOptions]) -> None:

@@ -251,8 +251,8 @@ def run_export(args: argparse.Namespace) -> int:
 def run_sync(args: argparse.Namespace) -> int:
     """``lstrace sync``: deliver the spool; 0 when it is empty afterwards."""
     import lstrace
-    from lstrace import _worker
-    from lstrace._spool import default_path
+    from lstrace._delivery import worker as _worker
+    from lstrace._delivery.spool import default_path
 
     before = look(args.spool or default_path())
     if before.waiting == 0:
@@ -293,9 +293,9 @@ def _diagnose(spool: SpoolView, only_url: str | None, api_key: str | None, where
 
 def run_status(args: argparse.Namespace) -> int:
     """``lstrace status``: the spool, then the server, the key and the projects."""
+    from lstrace._delivery.spool import default_path
     from lstrace._export.server import ReadClient
     from lstrace._options import DEFAULT_URL
-    from lstrace._spool import default_path
 
     spool = look(args.spool or default_path())
     print(f"spool        {spool.line()}")

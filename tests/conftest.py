@@ -20,7 +20,9 @@ import pytest
 import vcr
 
 import lstrace
-from lstrace import _handler, _scope, _worker
+from lstrace._capture import handler as _handler
+from lstrace._capture import scope as _scope
+from lstrace._delivery import worker as _worker
 
 CASSETTES = Path(__file__).parent / "cassettes"
 RECORD_MODE = os.environ.get("LSTRACE_RECORD", "none")

@@ -15,7 +15,7 @@ import pytest
 from langchain_core.language_models import FakeListLLM
 
 import lstrace
-from lstrace import _worker
+from lstrace._delivery import worker as _worker
 from lstrace.cli import main
 from tests import readback
 from tests.spooled import spooled
@@ -372,7 +372,7 @@ def test_sync_without_a_key_exits_4(
 SYNC_TO_A_DEAD_SERVER = """
 import sys, time
 import lstrace
-from lstrace import _worker
+from lstrace._delivery import worker as _worker
 from langchain_core.language_models import FakeListLLM
 from lstrace.cli import main
 

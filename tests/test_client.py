@@ -1,4 +1,4 @@
-"""How a refused key is handled by the client and sender (lstrace/_client.py). No HTTP.
+"""How a refused key is handled by the client and sender (lstrace/_delivery/client.py). No HTTP.
 
 Personal access tokens are JWTs; the Label Studio SDK checks their expiry
 while it is being built, before any request. lstrace must treat that like a

@@ -1,4 +1,4 @@
-"""The drop-in for langchain-community's handler (lstrace/_community_handler.py).
+"""The drop-in for langchain-community's handler (lstrace/_capture/community_handler.py).
 
 The three examples of the original's documentation run here as written, with
 LangChain's fake models instead of OpenAI and only the import changed to

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +27,7 @@ from tests.labelstudio_script import load_script
 pytestmark = pytest.mark.live
 
 REPO = Path(__file__).resolve().parent.parent
-PORT = 18122
+PORT = int(os.environ.get("LSTRACE_EXPORT_LIVE_PORT", "18122"))
 TOKEN = "0123456789abcdef0123456789abcdef01234567"
 ANNOTATED = 2_500
 UNANNOTATED = 500

@@ -1,4 +1,5 @@
-"""The host app's contract (lstrace/_handler.py, lstrace/_worker.py): whatever goes wrong
+"""The host app's contract (lstrace/_capture/handler.py, lstrace/_delivery/worker.py):
+whatever goes wrong
 inside lstrace is logged and counted, never raised into the LLM call, and the model's own
 exceptions reach the caller unchanged."""
 
@@ -13,7 +14,9 @@ import pytest
 from langchain_core.language_models import FakeListLLM, GenericFakeChatModel
 
 import lstrace
-from lstrace import _handler, _worker, ls_session
+from lstrace import ls_session
+from lstrace._capture import handler as _handler
+from lstrace._delivery import worker as _worker
 from tests import readback
 
 LLM = FakeListLLM(responses=["still answered"])

@@ -1,4 +1,4 @@
-"""Every way LangChain runs a model is captured, once per call (lstrace/_handler.py).
+"""Every way LangChain runs a model is captured, once per call (lstrace/_capture/handler.py).
 
 invoke, ainvoke, stream, astream, batch, abatch; LLMs and chat models; LCEL
 chains, tools, a LangGraph graph and a ``create_agent`` agent; LangChain's

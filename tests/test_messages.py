@@ -1,4 +1,4 @@
-"""Messages become readable ``{role, content}`` turns (lstrace/_messages.py). No HTTP."""
+"""Messages become readable ``{role, content}`` turns (lstrace/_capture/messages.py). No HTTP."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-from lstrace._messages import dialogue_as_text, message_text, role_of, text_of, to_dialogue
+from lstrace._capture.messages import dialogue_as_text, message_text, role_of, text_of, to_dialogue
 
 
 @pytest.mark.parametrize(

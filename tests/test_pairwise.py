@@ -11,9 +11,9 @@ from langchain_core.language_models import BaseLLM, FakeListLLM
 from langchain_core.outputs import Generation, LLMResult
 
 import lstrace
-from lstrace import _sender
+from lstrace._delivery import sender as _sender
+from lstrace._delivery.spool import Row
 from lstrace._labelconfig import PAIRWISE_CONFIG, PairTarget, target_from_xml
-from lstrace._spool import Row
 from tests import readback
 from tests.spooled import spooled
 

@@ -1,4 +1,4 @@
-"""Which project a task goes to (lstrace/_projects.py), against a real server's answers.
+"""Which project a task goes to (lstrace/_delivery/projects.py), against a real server's answers.
 
 project_id wins; otherwise the title is matched exactly (the server's filter is
 a substring match) and the project created if missing, with the mode's or the
@@ -20,10 +20,10 @@ from langchain_core.language_models import FakeListLLM
 
 import lstrace
 from lstrace import ls_session
-from lstrace._client import LabelStudioClient
+from lstrace._delivery.client import LabelStudioClient
+from lstrace._delivery.projects import ProjectCache
 from lstrace._labelconfig import CHAT_CONFIG, PROMPT_CONFIG, default_target
 from lstrace._options import make_args, resolve
-from lstrace._projects import ProjectCache
 from tests import readback
 
 LLM = FakeListLLM(responses=["ok"])

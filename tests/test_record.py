@@ -1,4 +1,4 @@
-"""A captured call becomes plain, JSON-ready content (lstrace/_record.py). No HTTP."""
+"""A captured call becomes plain, JSON-ready content (lstrace/_capture/record.py). No HTTP."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, Generation, LLMResult
 
+from lstrace._capture.record import CapturedCall, model_name, to_content
 from lstrace._options import make_args, resolve
-from lstrace._record import CapturedCall, model_name, to_content
 
 RUN = uuid.UUID("00000000-0000-4000-8000-000000000001")
 PARENT = uuid.UUID("00000000-0000-4000-8000-000000000002")

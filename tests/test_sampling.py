@@ -1,4 +1,4 @@
-"""Sampling by top-level trace (lstrace/_sampling.py): all LLM calls of one chain run are
+"""Sampling by top-level trace (lstrace/_capture/sampling.py): all LLM calls of one chain run are
 kept or dropped together, at the configured rate, reproducibly with a seed."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from langchain_core.language_models import FakeListLLM
 from langchain_core.runnables import RunnableLambda
 
 import lstrace
-from lstrace import _sampling
+from lstrace._capture import sampling as _sampling
 from tests.spooled import settle, spooled
 
 TRACES = 10_000

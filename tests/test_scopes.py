@@ -1,4 +1,4 @@
-"""Entry points and scopes (lstrace/_scope.py, lstrace/_track.py, lstrace/_process.py).
+"""Entry points and scopes (lstrace/_capture/scope.py, track.py, lstrace/_process.py).
 
 ``enable()``, ``with ls_session``, ``async with ls_session`` and ``@ls_track``
 take the same options; the innermost scope wins; a run keeps the scope it
@@ -19,7 +19,8 @@ from langchain_core.runnables import RunnableLambda
 from langchain_core.tracers.context import _configure_hooks
 
 import lstrace
-from lstrace import _scope, ls_session, ls_track
+from lstrace import ls_session, ls_track
+from lstrace._capture import scope as _scope
 from tests import readback
 
 

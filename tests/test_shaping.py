@@ -1,5 +1,5 @@
 """Capture controls applied before a call is spooled: mask, filter, before_send,
-capture_errors, max_field_chars, tags and metadata (lstrace/_shaping.py)."""
+capture_errors, max_field_chars, tags and metadata (lstrace/_capture/shaping.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 import lstrace
 from lstrace import masking
-from lstrace._shaping import MASK_FAILED
+from lstrace._capture.shaping import MASK_FAILED
 from tests.spooled import settle, spooled
 
 SECRET = "sk-proj-abcdefghijklmnopqrstuvwx1234"

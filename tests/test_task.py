@@ -1,12 +1,12 @@
-"""Captured content becomes a Label Studio import payload (lstrace/_task.py). No HTTP."""
+"""Captured content becomes a Label Studio import payload (lstrace/_delivery/task.py). No HTTP."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from lstrace._delivery.task import TRUNCATION_MARK, build_task, truncate
 from lstrace._labelconfig import Target, default_target
-from lstrace._task import TRUNCATION_MARK, build_task, truncate
 
 
 def content(**changes: Any) -> dict[str, Any]:

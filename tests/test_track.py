@@ -1,4 +1,4 @@
-"""``@ls_track`` on every kind of callable (lstrace/_track.py).
+"""``@ls_track`` on every kind of callable (lstrace/_capture/track.py).
 
 The decorator keeps what it wraps (signature, name, doc, kind, return values,
 exceptions), opens its scope at each call, and keeps a generator's scope for

@@ -10,7 +10,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lstrace._spool import peek
+from lstrace._delivery.spool import peek
 
 
 @dataclass(frozen=True)

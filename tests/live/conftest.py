@@ -7,7 +7,8 @@ Every test sends its tasks to a project of its own (a unique title), so tests ne
 each other's tasks.
 
 Environment: ``LSTRACE_LIVE_DATA_DIR`` (see :func:`live_server`), ``LSTRACE_LIVE_PORT`` (the
-server's port, default 18100; proxies take free ports of 18101-18118); ``LSTRACE_LABEL_STUDIO_VENV``
+server's port, default 18100; proxies take free ports of the next 18, and the one after
+those is the dead port); ``LSTRACE_LABEL_STUDIO_VENV``
 names a venv with label-studio already installed (else the script installs it).
 """
 
@@ -36,8 +37,8 @@ from tests.live.fault_proxy import FaultProxy
 
 REPO = Path(__file__).resolve().parents[2]
 LS_PORT = int(os.environ.get("LSTRACE_LIVE_PORT", "18100"))
-PROXY_PORTS = range(18101, 18119)
-DEAD_PORT = 18119  # nothing listens here: "Label Studio is down"
+PROXY_PORTS = range(LS_PORT + 1, LS_PORT + 19)
+DEAD_PORT = LS_PORT + 19  # nothing listens here: "Label Studio is down"
 TOKEN = "0123456789abcdef0123456789abcdef01234567"
 CHILD = Path(__file__).with_name("child_capture.py")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import lstrace
-from lstrace._task import TRUNCATION_MARK
+from lstrace._delivery.task import TRUNCATION_MARK
 from tests.live.conftest import DEAD_PORT, LiveServer, call, fake_chat, spool_rows
 
 pytestmark = pytest.mark.live

@@ -24,15 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 # Imported here, never lazily inside the threads: a fork() that lands while a thread
 # holds a module's import lock leaves the child deadlocked on that import.
-from lstrace._record import to_content
-from lstrace._sender import Sender
-from lstrace._shaping import shape
-from lstrace._spool import Spool, default_path
-from lstrace._stats import Counters, FlushResult, Stats
+from lstrace._capture.record import to_content
+from lstrace._capture.shaping import shape
+from lstrace._delivery.sender import Sender
+from lstrace._delivery.spool import Spool, default_path
+from lstrace._delivery.stats import Counters, FlushResult, Stats
 
 if TYPE_CHECKING:
+    from lstrace._capture.record import CapturedCall
     from lstrace._options import Destination, Options
-    from lstrace._record import CapturedCall
 
 logger = logging.getLogger("lstrace")
 
@@ -427,7 +427,7 @@ def reset() -> None:
             worker._spool.close()
     _keys.clear()
     _settings = Settings()
-    from lstrace._projects import reset_entry_checks
+    from lstrace._delivery.projects import reset_entry_checks
 
     reset_entry_checks()
 
@@ -473,7 +473,7 @@ def _after_fork_in_child() -> None:
     _fork_guard = threading.Lock()
     _worker = None  # the parent's thread and queue did not survive the fork: start afresh
     _lock = threading.Lock()
-    from lstrace import _handler
+    from lstrace._capture import handler as _handler
 
     _handler._pending.clear()
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lstrace._client import LabelStudioClient
+from lstrace._delivery.client import LabelStudioClient
 from lstrace._errors import ConfigError, DeliveryFailure, FailureKind
 from lstrace._labelconfig import AnyTarget, PairTarget, target_from_parsed
 from lstrace._options import Destination, Options

@@ -18,7 +18,7 @@ from uuid import UUID
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 
-from lstrace._messages import dialogue_as_text, message_text, to_dialogue
+from lstrace._capture.messages import dialogue_as_text, message_text, to_dialogue
 from lstrace._options import Options
 
 

@@ -22,11 +22,12 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 
-from lstrace import _sampling, _worker
-from lstrace._record import CapturedCall
+from lstrace._capture import sampling as _sampling
+from lstrace._capture.record import CapturedCall
+from lstrace._delivery import worker as _worker
 
 if TYPE_CHECKING:
-    from lstrace._scope import Scope
+    from lstrace._capture.scope import Scope
 
 logger = logging.getLogger("lstrace")
 

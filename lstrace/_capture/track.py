@@ -17,8 +17,8 @@ from typing import Any, TypeVar, cast, overload
 import wrapt
 from typing_extensions import Unpack
 
+from lstrace._capture.scope import Scope, _current, activated, open_scope
 from lstrace._options import ScopeArgs, TraceOptions, make_args
-from lstrace._scope import Scope, _current, activated, open_scope
 
 F = TypeVar("F", bound=Callable[..., Any])
 

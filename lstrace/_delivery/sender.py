@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from lstrace._client import LabelStudioClient
+from lstrace._delivery.client import LabelStudioClient
+from lstrace._delivery.projects import Project, ProjectCache
+from lstrace._delivery.spool import Row, Spool
+from lstrace._delivery.stats import Counters
+from lstrace._delivery.task import build_pair_task, build_task
 from lstrace._errors import DeliveryFailure, FailureKind
 from lstrace._labelconfig import PairTarget
 from lstrace._options import Destination
-from lstrace._projects import Project, ProjectCache
-from lstrace._spool import Row, Spool
-from lstrace._stats import Counters
-from lstrace._task import build_pair_task, build_task
 
 logger = logging.getLogger("lstrace")
 

@@ -14,13 +14,13 @@ import enum
 
 from typing_extensions import Unpack
 
-from lstrace import _worker
+from lstrace._capture.handler import ScopeHandler
+from lstrace._capture.scope import Scope
+from lstrace._delivery import worker as _worker
+from lstrace._delivery.projects import check_at_entry
 from lstrace._errors import ConfigError
-from lstrace._handler import ScopeHandler
 from lstrace._labelconfig import DEFAULT_CONFIGS
 from lstrace._options import DEFAULT_PROJECT_NAME, CaptureOptions, make_args, resolve
-from lstrace._projects import check_at_entry
-from lstrace._scope import Scope
 
 EXPLICIT_DEPTH = 1_000_000  # outranks every scope
 

@@ -11,8 +11,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from lstrace._capture.messages import dialogue_as_text
 from lstrace._labelconfig import PairTarget, Target
-from lstrace._messages import dialogue_as_text
 
 TRUNCATION_MARK = "\n[... truncated by lstrace: {n} characters removed ...]"
 MAX_FIELD_CHARS = 200_000

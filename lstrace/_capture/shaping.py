@@ -16,9 +16,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from lstrace._delivery.stats import Counters
+from lstrace._delivery.task import truncate
 from lstrace._options import CallInfo, Options
-from lstrace._stats import Counters
-from lstrace._task import truncate
 
 logger = logging.getLogger("lstrace")
 

@@ -16,10 +16,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
-from lstrace import _worker
-from lstrace._handler import ScopeHandler
+from lstrace._capture.handler import ScopeHandler
+from lstrace._delivery import worker as _worker
+from lstrace._delivery.projects import check_at_entry
 from lstrace._options import Options, ScopeArgs, resolve
-from lstrace._projects import check_at_entry
 
 P = ParamSpec("P")
 R = TypeVar("R")
