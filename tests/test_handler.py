@@ -1,7 +1,6 @@
 """The host app's contract (lstrace/_capture/handler.py, lstrace/_delivery/worker.py):
-whatever goes wrong
-inside lstrace is logged and counted, never raised into the LLM call, and the model's own
-exceptions reach the caller unchanged."""
+whatever goes wrong inside lstrace is logged and counted, never raised into the LLM call,
+and the model's own exceptions reach the caller unchanged."""
 
 from __future__ import annotations
 
