@@ -1,5 +1,10 @@
 """Scope options: what the user passed, validated offline, resolved at scope entry.
 
+Each option is declared once, in :data:`OPTIONS`: how it is checked, how it is
+inherited, which environment variable defaults it. The typed signatures
+(:class:`TraceOptions`, :class:`CaptureOptions`) and the resolved
+:class:`Options` are pinned to that table by a test.
+
 Resolution order for each option: the scope's own argument, then the
 enclosing scope's value, then the environment, then the default. The project
 (``project_id``, ``project_name``, ``project_config``, ``mode``) is one unit: a
@@ -18,13 +23,15 @@ import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from types import MappingProxyType
+from typing import Any, Literal, TypedDict, cast
 
 from lstrace._errors import ConfigError
 from lstrace._labelconfig import (
     DEFAULT_CONFIGS,
     MODES,
     AnyTarget,
+    Mode,
     default_target,
     target_from_xml,
 )
@@ -32,6 +39,7 @@ from lstrace._labelconfig import (
 DEFAULT_URL = "http://localhost:8080"
 DEFAULT_PROJECT_NAME = "LangChain-%Y-%m-%d"
 DEFAULT_MAX_FIELD_CHARS = 100_000
+SPEC_VERSION = 1  # the layout of Destination.to_spec(); raise it when a field changes
 
 
 class CaptureOptions(TypedDict, total=False):
@@ -82,7 +90,7 @@ class TraceOptions(CaptureOptions, total=False):
     project_name: str
     project_id: int | str
     project_config: str
-    mode: str
+    mode: Mode
     url: str
     api_key: str
     pair_by: str
@@ -101,106 +109,80 @@ class CallInfo:
     error: str | None
 
 
-_OPTION_NAMES = (*TraceOptions.__annotations__, *CaptureOptions.__annotations__)
+# -- checks: each takes the value given and the name to report, returns the value to keep --
 
 
-@dataclass(frozen=True)
-class ScopeArgs:
-    """The options one entry point was given, checked for type and form (None: not given)."""
-
-    project_name: str | None = None
-    project_id: int | None = None
-    project_config: str | None = None
-    mode: str | None = None
-    url: str | None = None
-    api_key: str | None = field(default=None, repr=False)
-    tags: tuple[str, ...] = ()
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-    mask: Callable[[str], str] | None = None
-    sample_rate: float | None = None
-    sample_seed: int | str | None = None
-    filter: Callable[[CallInfo], bool] | None = None
-    before_send: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
-    capture_errors: bool | None = None
-    max_field_chars: int | None = None
-    pair_by: str | None = None
-
-    @property
-    def names_project(self) -> bool:
-        return any(
-            v is not None
-            for v in (self.project_name, self.project_id, self.project_config, self.mode)
-        )
-
-
-def make_args(**options: Any) -> ScopeArgs:
-    """Check the options of an entry point; raise :class:`ConfigError` naming the fix."""
-    for key in options:
-        if key not in _OPTION_NAMES:
-            close = difflib.get_close_matches(key, _OPTION_NAMES, n=1)
-            hint = (
-                f"did you mean {close[0]!r}?" if close else f"options are {sorted(_OPTION_NAMES)}"
-            )
-            raise ConfigError(f"unknown option {key!r}; {hint}")
-    given = {k: v for k, v in options.items() if v is not None}
-    mode = getattr(given.get("mode"), "value", given.get("mode"))  # LabelStudioMode members
-    if mode is not None and mode not in MODES:
-        raise ConfigError(f"mode must be one of {', '.join(map(repr, MODES))}, not {mode!r}.")
-    if "project_config" in given:
-        target_from_xml(given["project_config"])  # raises ConfigError with the reason
-    name = given.get("project_name")
-    if name is not None and (not isinstance(name, str) or not name.strip()):
-        raise ConfigError(f"project_name must be a non-empty string, not {name!r}.")
-    url = given.get("url")
-    if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
-        raise ConfigError(f"url must start with http:// or https://, got {url!r}.")
-    metadata = given.get("metadata", {})
-    if not isinstance(metadata, Mapping):
-        raise ConfigError(f"metadata must be a mapping, not {type(metadata).__name__}.")
-    for hook in ("mask", "filter", "before_send"):
-        if hook in given and not callable(given[hook]):
-            raise ConfigError(f"{hook} must be callable, not {type(given[hook]).__name__}.")
-    return ScopeArgs(
-        project_name=name,
-        project_id=_project_id(given.get("project_id"), "project_id"),
-        project_config=given.get("project_config"),
-        mode=mode,
-        url=url.rstrip("/") if url else None,
-        api_key=given.get("api_key"),
-        tags=_tags(given.get("tags", ())),
-        metadata=dict(metadata),
-        mask=given.get("mask"),
-        sample_rate=_rate(given.get("sample_rate"), "sample_rate"),
-        sample_seed=given.get("sample_seed"),
-        filter=given.get("filter"),
-        before_send=given.get("before_send"),
-        capture_errors=_flag(given.get("capture_errors"), "capture_errors"),
-        max_field_chars=_positive(given.get("max_field_chars"), "max_field_chars"),
-        pair_by=_pair_by(given.get("pair_by")),
-    )
-
-
-def _pair_by(value: Any) -> str | None:
-    if value is not None and (not isinstance(value, str) or not value):
-        raise ConfigError(f"pair_by must be the name of a metadata key, not {value!r}.")
+def _project_name(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{name} must be a non-empty string, not {value!r}.")
     return value
 
 
-def _tags(tags: Any) -> tuple[str, ...]:
+def _project_id(value: Any, name: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a whole number, not {value!r}.") from None
+    if number <= 0 or isinstance(value, bool):
+        raise ConfigError(f"{name} must be a positive project id, not {value!r}.")
+    return number
+
+
+def _project_config(value: Any, name: str) -> str:
+    target_from_xml(value)  # raises ConfigError with the reason
+    return cast(str, value)
+
+
+def _mode(value: Any, name: str) -> Mode:
+    mode = getattr(value, "value", value)  # LabelStudioMode members
+    if mode not in MODES:
+        raise ConfigError(f"{name} must be one of {', '.join(map(repr, MODES))}, not {mode!r}.")
+    return cast(Mode, mode)
+
+
+def _url(value: Any, name: str) -> str:
+    if not (isinstance(value, str) and value.startswith(("http://", "https://"))):
+        raise ConfigError(f"{name} must start with http:// or https://, got {value!r}.")
+    return value.rstrip("/")
+
+
+def _api_key(value: Any, name: str) -> str:
+    if not isinstance(value, str):  # the value itself is never shown: it may be a secret
+        raise ConfigError(f"{name} must be a string, not {type(value).__name__}.")
+    return value
+
+
+def _pair_by(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{name} must be the name of a metadata key, not {value!r}.")
+    return value
+
+
+def _tags(tags: Any, name: str) -> tuple[str, ...]:
     if isinstance(tags, str):
-        raise ConfigError(f"tags must be a list of strings, not the string {tags!r}.")
+        raise ConfigError(f"{name} must be a list of strings, not the string {tags!r}.")
     try:
         result = tuple(tags)
     except TypeError:
-        raise ConfigError(f"tags must be a list of strings, not {type(tags).__name__}.") from None
+        raise ConfigError(f"{name} must be a list of strings, not {type(tags).__name__}.") from None
     if not all(isinstance(t, str) for t in result):
-        raise ConfigError(f"tags must be strings, got {result!r}.")
+        raise ConfigError(f"{name} must be strings, got {result!r}.")
     return result
 
 
-def _rate(value: Any, name: str) -> float | None:
-    if value is None:
-        return None
+def _metadata(value: Any, name: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{name} must be a mapping, not {type(value).__name__}.")
+    return dict(value)
+
+
+def _callable(value: Any, name: str) -> Any:
+    if not callable(value):
+        raise ConfigError(f"{name} must be callable, not {type(value).__name__}.")
+    return value
+
+
+def _rate(value: Any, name: str) -> float:
     try:
         rate = float(value)
     except (TypeError, ValueError):
@@ -210,8 +192,12 @@ def _rate(value: Any, name: str) -> float | None:
     return rate
 
 
-def _flag(value: Any, name: str) -> bool | None:
-    if value is None or isinstance(value, bool):
+def _seed(value: Any, name: str) -> Any:
+    return value  # any value seeds: it is only ever formatted into the hash
+
+
+def _flag(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
         return True
@@ -220,9 +206,7 @@ def _flag(value: Any, name: str) -> bool | None:
     raise ConfigError(f"{name} must be true or false, not {value!r}.")
 
 
-def _positive(value: Any, name: str) -> int | None:
-    if value is None:
-        return None
+def _positive(value: Any, name: str) -> int:
     try:
         number = int(value)
     except (TypeError, ValueError):
@@ -230,6 +214,94 @@ def _positive(value: Any, name: str) -> int | None:
     if number < 1 or isinstance(value, bool):
         raise ConfigError(f"{name} must be a positive whole number, not {value!r}.")
     return number
+
+
+# -- the table ----------------------------------------------------------------------------
+
+Inherit = Literal["project", "merge", "inherit"]
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """How one option is checked, inherited and defaulted.
+
+    ``inherit``: ``"project"`` options form the project unit (a scope naming any of them
+    starts afresh for the others); ``"merge"`` options merge from outer to inner scopes;
+    ``"inherit"`` options not given take the enclosing scope's value, else ``env``'s.
+    ``capture``: one of :class:`CaptureOptions` (what the drop-in handler takes as
+    ``**options``).
+    """
+
+    check: Callable[[Any, str], Any]  # (value, name to report) -> value kept; ConfigError
+    inherit: Inherit
+    env: str | None = None
+    capture: bool = False
+
+
+OPTIONS: Mapping[str, OptionSpec] = MappingProxyType(
+    {
+        "project_name": OptionSpec(_project_name, "project"),
+        "project_id": OptionSpec(_project_id, "project", env="LABEL_STUDIO_PROJECT_ID"),
+        "project_config": OptionSpec(_project_config, "project"),
+        "mode": OptionSpec(_mode, "project"),
+        "url": OptionSpec(_url, "inherit", env="LABEL_STUDIO_URL"),
+        "api_key": OptionSpec(_api_key, "inherit", env="LABEL_STUDIO_API_KEY"),
+        "pair_by": OptionSpec(_pair_by, "inherit"),
+        "tags": OptionSpec(_tags, "merge", capture=True),
+        "metadata": OptionSpec(_metadata, "merge", capture=True),
+        "mask": OptionSpec(_callable, "inherit", capture=True),
+        "sample_rate": OptionSpec(_rate, "inherit", env="LSTRACE_SAMPLE_RATE", capture=True),
+        "sample_seed": OptionSpec(_seed, "inherit", env="LSTRACE_SAMPLE_SEED", capture=True),
+        "filter": OptionSpec(_callable, "inherit", capture=True),
+        "before_send": OptionSpec(_callable, "inherit", capture=True),
+        "capture_errors": OptionSpec(_flag, "inherit", env="LSTRACE_CAPTURE_ERRORS", capture=True),
+        "max_field_chars": OptionSpec(
+            _positive, "inherit", env="LSTRACE_MAX_FIELD_CHARS", capture=True
+        ),
+    }
+)
+
+
+def env_default(name: str) -> Any:
+    """The option's default from its environment variable (None when unset or empty),
+    checked under the variable's name: raises :class:`ConfigError` naming it."""
+    variable = OPTIONS[name].env
+    raw = os.environ.get(variable) if variable else None
+    if raw is None or raw == "":
+        return None
+    assert variable is not None
+    return OPTIONS[name].check(raw, variable)
+
+
+@dataclass(frozen=True)
+class ScopeArgs:
+    """The options one entry point was given (those not None), each checked by the table."""
+
+    given: Mapping[str, Any] = field(default_factory=dict, repr=False)  # may hold the key
+
+    def __repr__(self) -> str:
+        return f"ScopeArgs({', '.join(self.given)})"
+
+    def get(self, name: str) -> Any:
+        return self.given.get(name)
+
+    @property
+    def names_project(self) -> bool:
+        return any(OPTIONS[name].inherit == "project" for name in self.given)
+
+
+def make_args(**options: Any) -> ScopeArgs:
+    """Check the options of an entry point; raise :class:`ConfigError` naming the fix."""
+    given: dict[str, Any] = {}
+    for name, value in options.items():
+        spec = OPTIONS.get(name)
+        if spec is None:
+            close = difflib.get_close_matches(name, OPTIONS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"options are {sorted(OPTIONS)}"
+            raise ConfigError(f"unknown option {name!r}; {hint}")
+        if value is not None:
+            given[name] = spec.check(value, name)
+    return ScopeArgs(MappingProxyType(given))
 
 
 @dataclass(frozen=True)
@@ -240,7 +312,7 @@ class Destination:
     project_id: int | None
     project_title: str | None
     label_config: str  # used to create the project when it does not exist
-    mode: str
+    mode: Mode
 
     @functools.cached_property
     def key(self) -> str:
@@ -271,10 +343,44 @@ class Destination:
     def describe(self) -> str:
         return f"{self.project} on {self.url}"
 
+    def to_spec(self) -> dict[str, Any]:
+        """The JSON-ready form the spool stores, with its layout's version (``v``)."""
+        return {
+            "v": SPEC_VERSION,
+            "url": self.url,
+            "project_id": self.project_id,
+            "project_title": self.project_title,
+            "label_config": self.label_config,
+            "mode": self.mode,
+        }
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> Destination:
+        """A destination from a stored spec of any layout this version knows; keys added by
+        later versions are ignored. Raises ``ValueError`` for a spec it cannot read."""
+        version = spec.get("v", 0)  # spools from before the version existed: layout 1 unmarked
+        if not isinstance(version, int) or version > SPEC_VERSION:
+            raise ValueError(
+                f"a spooled destination has layout {version!r}, written by a newer lstrace "
+                f"(this one reads layouts up to {SPEC_VERSION})"
+            )
+        # A renamed field is read here under its old name, for the versions that used it.
+        try:
+            return cls(
+                spec["url"],
+                spec["project_id"],
+                spec["project_title"],
+                spec["label_config"],
+                spec["mode"],
+            )
+        except KeyError as missing:
+            raise ValueError(f"a spooled destination lacks {missing}") from None
+
 
 @dataclass(frozen=True)
 class Options:
-    """A scope's resolved options."""
+    """A scope's resolved options: every option of the table but the project's, which
+    make up ``destination``."""
 
     destination: Destination
     api_key: str = field(repr=False)
@@ -291,23 +397,21 @@ class Options:
     enabled: bool = True
 
 
-# Option name -> (environment variable, parser) for the options the environment can default.
-_ENV_DEFAULTS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
-    "sample_rate": ("LSTRACE_SAMPLE_RATE", _rate),
-    "sample_seed": ("LSTRACE_SAMPLE_SEED", lambda v, _: v),
-    "capture_errors": ("LSTRACE_CAPTURE_ERRORS", _flag),
-    "max_field_chars": ("LSTRACE_MAX_FIELD_CHARS", _positive),
-}
-_INHERITED = ("mask", "filter", "before_send", "pair_by", *_ENV_DEFAULTS)
-
-
 def resolve(args: ScopeArgs, outer: Options | None, *, now: _dt.datetime | None = None) -> Options:
     """Resolve a scope's options at entry; raises :class:`ConfigError` naming the fix."""
-    url = args.url or (outer.destination.url if outer else None)
-    url = url or os.environ.get("LABEL_STUDIO_URL", "").rstrip("/") or DEFAULT_URL
-    api_key = (
-        args.api_key or (outer.api_key if outer else None) or os.environ.get("LABEL_STUDIO_API_KEY")
-    )
+    inherited: dict[str, Any] = {}
+    for name, spec in OPTIONS.items():
+        if spec.inherit != "inherit":
+            continue
+        value = args.get(name)
+        if value is None and outer is not None:
+            value = outer.destination.url if name == "url" else getattr(outer, name)
+        if value is None:
+            value = env_default(name)
+        if value is not None:
+            inherited[name] = value
+    url = inherited.pop("url", DEFAULT_URL)
+    api_key = inherited.pop("api_key", None)
     if not api_key:
         raise ConfigError(
             f"No Label Studio API key for {url}. Set LABEL_STUDIO_API_KEY or pass api_key=... "
@@ -320,53 +424,27 @@ def resolve(args: ScopeArgs, outer: Options | None, *, now: _dt.datetime | None 
         destination = Destination(
             url, old.project_id, old.project_title, old.label_config, old.mode
         )
-    outer_tags = outer.tags if outer else ()
-    shaping: dict[str, Any] = {}
-    for name in _INHERITED:
-        value = getattr(args, name)
-        if value is None and outer is not None:
-            value = getattr(outer, name)
-        elif value is None and name in _ENV_DEFAULTS:
-            variable, parse = _ENV_DEFAULTS[name]
-            raw = os.environ.get(variable)
-            value = parse(raw, variable) if raw not in (None, "") else None
-        if value is not None:
-            shaping[name] = value
     return Options(
         destination,
         api_key,
-        tags=tuple(dict.fromkeys((*outer_tags, *args.tags))),
-        metadata={**(outer.metadata if outer else {}), **args.metadata},
-        enabled=_flag(os.environ.get("LSTRACE_ENABLED", "true"), "LSTRACE_ENABLED") is not False,
-        **shaping,
+        tags=tuple(dict.fromkeys((*(outer.tags if outer else ()), *(args.get("tags") or ())))),
+        metadata={**(outer.metadata if outer else {}), **(args.get("metadata") or {})},
+        enabled=_flag(os.environ.get("LSTRACE_ENABLED", "true"), "LSTRACE_ENABLED"),
+        **inherited,
     )
 
 
 def _destination(args: ScopeArgs, url: str, now: _dt.datetime) -> Destination:
-    mode = args.mode or "prompt"
-    project_id = args.project_id
-    if project_id is None and args.project_name is None:
-        project_id = _project_id(
-            os.environ.get("LABEL_STUDIO_PROJECT_ID") or None, "LABEL_STUDIO_PROJECT_ID"
-        )
+    mode: Mode = args.get("mode") or "prompt"
+    project_id: int | None = args.get("project_id")
+    config: str | None = args.get("project_config")
+    if project_id is None and args.get("project_name") is None:
+        project_id = env_default("project_id")
     if project_id is not None:
-        return Destination(url, project_id, None, args.project_config or "", mode)
-    title = now.strftime(args.project_name or DEFAULT_PROJECT_NAME)
+        return Destination(url, project_id, None, config or "", mode)
+    title = now.strftime(args.get("project_name") or DEFAULT_PROJECT_NAME)
     if len(title) > 50:
         raise ConfigError(
             f"Label Studio project titles are at most 50 characters; {title!r} is longer."
         )
-    config = args.project_config or DEFAULT_CONFIGS[mode]
-    return Destination(url, None, title, config, mode)
-
-
-def _project_id(value: int | str | None, name: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a whole number, not {value!r}.") from None
-    if number <= 0 or isinstance(value, bool):
-        raise ConfigError(f"{name} must be a positive project id, not {value!r}.")
-    return number
+    return Destination(url, None, title, config or DEFAULT_CONFIGS[mode], mode)

@@ -7,13 +7,16 @@ is one unit; tags and metadata merge from outer to inner.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
+import re
 
 import pytest
 
-from lstrace import ConfigError
+from lstrace import CaptureOptions, ConfigError, TraceOptions
 from lstrace._labelconfig import CHAT_CONFIG, PROMPT_CONFIG
-from lstrace._options import DEFAULT_URL, make_args, resolve
+from lstrace._options import DEFAULT_URL, OPTIONS, Destination, Options, make_args, resolve
 
 NOW = dt.datetime(2026, 3, 4, 5, 6, 7)
 CUSTOM = '<View><Text name="q" value="$question"/><TextArea name="a" toName="q"/></View>'
@@ -149,3 +152,58 @@ def test_tags_and_metadata_merge_from_outer_to_inner() -> None:
     assert inner.tags == ("a", "b", "c")
     assert inner.metadata == {"user": "ana", "run": 2}
     assert outer.metadata == {"user": "ana", "run": 1}  # the outer scope is untouched
+
+
+def test_unknown_option_message_lists_each_option_once() -> None:
+    """A misspelt option names every valid option exactly once, sorted."""
+    with pytest.raises(ConfigError) as raised:
+        make_args(zzz_unknown=1)  # type: ignore[call-arg]
+    listed = re.findall(r"'(\w+)'", str(raised.value).split("options are", 1)[1])
+    assert listed == sorted(set(listed))
+    assert set(listed) == set(TraceOptions.__annotations__)
+
+
+def test_the_option_table_and_the_typed_signatures_agree() -> None:
+    """Every option of the table is in TraceOptions and back; CaptureOptions is the table's
+    capture subset; the resolved Options carries every inherited or merged option."""
+    assert set(OPTIONS) == set(TraceOptions.__annotations__)
+    assert {n for n, s in OPTIONS.items() if s.capture} == set(CaptureOptions.__annotations__)
+    carried = {n for n, s in OPTIONS.items() if s.inherit != "project"} - {"url"}
+    assert carried == {f.name for f in dataclasses.fields(Options)} - {"destination", "enabled"}
+
+
+def test_environment_defaults_come_from_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each option with a variable in the table takes its default from it, checked under the
+    variable's name."""
+    with_env = {n: s.env for n, s in OPTIONS.items() if s.env}
+    assert with_env == {
+        "project_id": "LABEL_STUDIO_PROJECT_ID",
+        "url": "LABEL_STUDIO_URL",
+        "api_key": "LABEL_STUDIO_API_KEY",
+        "sample_rate": "LSTRACE_SAMPLE_RATE",
+        "sample_seed": "LSTRACE_SAMPLE_SEED",
+        "capture_errors": "LSTRACE_CAPTURE_ERRORS",
+        "max_field_chars": "LSTRACE_MAX_FIELD_CHARS",
+    }
+    monkeypatch.setenv("LSTRACE_MAX_FIELD_CHARS", "12")
+    monkeypatch.setenv("LSTRACE_SAMPLE_RATE", "0.25")
+    options = resolve(make_args(), None)
+    assert (options.max_field_chars, options.sample_rate) == (12, 0.25)
+    monkeypatch.setenv("LABEL_STUDIO_URL", "localhost:8080")
+    with pytest.raises(ConfigError, match="LABEL_STUDIO_URL must start with http"):
+        resolve(make_args(), None)
+
+
+def test_a_destination_spec_is_versioned_and_reads_back() -> None:
+    """The spool stores a destination as a versioned spec; it reads back equal, with the same
+    key, and so does the unversioned layout spools hold from before the version existed."""
+    dest = resolve(make_args(project_name="Spec", mode="chat"), None, now=NOW).destination
+    spec = dest.to_spec()
+    assert spec["v"] == 1
+    again = Destination.from_spec(json.loads(json.dumps(spec)))
+    assert (again, again.key) == (dest, dest.key)
+    unversioned = {k: v for k, v in spec.items() if k != "v"}
+    assert Destination.from_spec(unversioned) == dest
+    assert Destination.from_spec({**spec, "added_later": 1}) == dest
+    with pytest.raises(ValueError, match="newer lstrace"):
+        Destination.from_spec({**spec, "v": 99})

@@ -10,7 +10,6 @@ server, so the sender checks for them there before sending again.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import sqlite3
@@ -60,7 +59,7 @@ def peek(path: Path) -> tuple[list[tuple[Destination, int]], int]:
         ).fetchall()
     finally:
         db.close()
-    return [(Destination(**json.loads(spec)), int(n)) for spec, n in rows], int(dead)
+    return [(Destination.from_spec(json.loads(spec)), int(n)) for spec, n in rows], int(dead)
 
 
 def default_path() -> Path:
@@ -183,7 +182,7 @@ class Spool:
         with self._tx() as db:
             db.executemany(
                 "INSERT OR IGNORE INTO destinations VALUES (?, ?)",
-                [(key, json.dumps(dataclasses.asdict(dest))) for key, dest in dests.items()],
+                [(key, json.dumps(dest.to_spec())) for key, dest in dests.items()],
             )
             before = db.total_changes
             db.executemany(
@@ -245,7 +244,7 @@ class Spool:
             " WHERE t.owner = ? AND t.dead IS NULL",
             (self.owner,),
         )
-        return [Destination(**json.loads(spec)) for (spec,) in rows]
+        return [Destination.from_spec(json.loads(spec)) for (spec,) in rows]
 
     def backlog(self, dest: Destination | None = None) -> dict[str, tuple[Destination, int, float]]:
         """Per destination (or just ``dest``): its live rows owned here, and the oldest's time."""
@@ -258,7 +257,7 @@ class Spool:
             sql += " AND t.dest = ?"
             args += (dest.key,)
         rows = self._query(sql + " GROUP BY t.dest", args)
-        found = [Destination(**json.loads(spec)) for spec, _, _ in rows]
+        found = [Destination.from_spec(json.loads(spec)) for spec, _, _ in rows]
         return {d.key: (d, n, oldest) for d, (_, n, oldest) in zip(found, rows, strict=True)}
 
     def take(self, dest: Destination, limit: int) -> list[Row]:
