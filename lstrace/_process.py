@@ -17,8 +17,11 @@ def enable(**options: Unpack[TraceOptions]) -> None:
 
     Call once at startup; a second call replaces the first. ``ls_session`` and
     ``@ls_track`` scopes inside still take precedence and inherit what they do
-    not set. Raises :class:`lstrace.ConfigError` for a bad option. Also starts
-    delivering tasks an earlier process left in the spool.
+    not set. Raises :class:`lstrace.ConfigError` for a bad option. Never raises for
+    what the environment decides: without an API key the calls are captured and wait
+    in the spool (one ERROR names the fix), an unreachable server is retried in the
+    background. Also starts delivering tasks an earlier process left in the spool.
+    With ``LSTRACE_ENABLED=false`` it does nothing and needs neither key nor server.
     """
     set_global(make_args(**options))
 

@@ -78,11 +78,14 @@ def test_default_url_is_localhost_8080(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve(make_args(), None).destination.url == DEFAULT_URL
 
 
-def test_missing_api_key_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No key anywhere raises ConfigError saying where to set one."""
+def test_missing_api_key_resolves_to_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No key anywhere (or an empty one) is not a configuration mistake: it resolves to None,
+    and the sender holds the calls until a key is given."""
     monkeypatch.delenv("LABEL_STUDIO_API_KEY")
-    with pytest.raises(ConfigError, match="Set LABEL_STUDIO_API_KEY or pass api_key"):
-        resolve(make_args(), None)
+    assert resolve(make_args(), None).api_key is None
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "")
+    assert resolve(make_args(), None).api_key is None
+    assert resolve(make_args(api_key="k"), None).api_key == "k"
 
 
 @pytest.mark.parametrize(

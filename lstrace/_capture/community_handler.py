@@ -56,7 +56,10 @@ class LabelStudioCallbackHandler(ScopeHandler):
             before_send, capture_errors, max_field_chars), as on every entry point.
 
     Raises:
-        ValueError: for a missing API key or a bad option (a :class:`lstrace.ConfigError`).
+        ValueError: for a bad option (a :class:`lstrace.ConfigError`), or, with both
+            ``project_id`` and ``project_config``, a project lacking the config's tags.
+            Unlike the original, a missing API key does not raise: the calls are captured
+            and wait in the spool until a key is given (one ERROR says so).
     """
 
     def __init__(

@@ -145,6 +145,8 @@ def check_at_entry(options: Options) -> None:
     dest = options.destination
     if not _wants_own_config(dest) or dest.project_id is None:
         return
+    if not options.enabled or options.api_key is None:
+        return  # capture off needs no server; without a key the sender checks, later
     key = (dest.url, dest.project_id, dest.label_config)
     if key not in _entry_checks:
         with _entry_lock:

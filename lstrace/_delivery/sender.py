@@ -151,11 +151,13 @@ class Sender:
     def _client(self, dest: Destination) -> LabelStudioClient:
         key = self.keys.get(dest.url)
         if key is None:
+            # One message per server, so it is logged once however many projects wait.
             raise DeliveryFailure(
                 FailureKind.AUTH,
-                f"no Label Studio API key for {dest.url}: spooled tasks for {dest.describe()} "
-                "wait until a scope with that url and a key is entered "
-                "(or LABEL_STUDIO_API_KEY is set for `lstrace sync`).",
+                f"no Label Studio API key for {dest.url}: set LABEL_STUDIO_API_KEY or pass "
+                "api_key=... (Label Studio: Account & Settings > Access Token). The captured "
+                "calls wait in the spool; a later scope with a key sends them, or "
+                "`lstrace sync` does",
             )
         client = self._clients.get((dest.url, key))
         if client is None:

@@ -335,10 +335,15 @@ def count(name: str, n: int = 1) -> None:
 
 
 def prepare(options: Options) -> None:
-    """Called at scope entry: remember the key for the server and start the worker."""
+    """Called at scope entry: remember the key for the server and start the worker.
+
+    With capture off nothing starts; a scope without a key keeps the key known for
+    its server, if any (its calls wait in the spool until one is given)."""
+    if not options.enabled:
+        return
     url = options.destination.url
     worker = _get()
-    if _keys.get(url) != options.api_key:
+    if options.api_key is not None and _keys.get(url) != options.api_key:
         _keys[url] = options.api_key
         worker.key_changed()
 
