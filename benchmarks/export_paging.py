@@ -8,7 +8,7 @@ Usage (from the repository root, with the dev venv's Python)::
 
 Starts a fresh Label Studio (scripts/labelstudio.py, from the recording template when one
 exists) unless ``--url`` names a running one, bulk-imports annotated tasks in lstrace's
-layout (tests/test_export_live.py), then runs each export in a child process so its peak
+layout (tests/live/test_export_live.py), then runs each export in a child process so its peak
 RSS is its own. ``traced peak`` is the most memory Python allocated *during* the export
 (tracemalloc, started after imports): flat across sizes means the export streams.
 """
@@ -26,7 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.test_export_live import TOKEN, _load, seed_project  # noqa: E402
+from tests.labelstudio_script import load_script as _load  # noqa: E402
+from tests.live.test_export_live import TOKEN, seed_project  # noqa: E402
 
 FORMATS = ("sft", "preference", "ratings")
 

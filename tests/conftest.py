@@ -5,6 +5,9 @@ own cassette, in ``none`` record mode unless ``LSTRACE_RECORD=all``, so a
 request that is not in the cassette fails the test. Cassettes are recorded
 from a real Label Studio by ``python scripts/record_cassettes.py`` and never
 edited by hand; credentials are scrubbed while recording.
+
+The live and browser tiers share one real Label Studio per backend for the whole
+session (``sqlite_session``, ``postgres_session``; see ``tests/servers.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from lstrace._capture import handler as _handler
 from lstrace._capture import scope as _scope
 from lstrace._delivery import worker as _worker
 from tests.providers.stubs import is_stub_request
+from tests.servers import Server, session_server
 
 CASSETTES = Path(__file__).parent / "cassettes"
 RECORD_MODE = os.environ.get("LSTRACE_RECORD", "none")
@@ -123,3 +127,15 @@ def cassette(request: pytest.FixtureRequest) -> Iterator[Any]:
     name = re.sub(r"[^\w.-]+", "_", request.node.name)
     with _vcr().use_cassette(f"{module}/{name}.yaml") as cass:
         yield cass
+
+
+@pytest.fixture(scope="session")
+def sqlite_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The session's Label Studio on SQLite (the development server), started on first use."""
+    yield from session_server("sqlite", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def postgres_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The session's Label Studio on PostgreSQL behind gunicorn workers, started on first use."""
+    yield from session_server("postgres", tmp_path_factory)

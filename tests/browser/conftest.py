@@ -2,8 +2,9 @@
 
 Run with ``pytest -m browser``. Needs Playwright (``pip install playwright``) driving
 Debian's Chromium (``apt-get install chromium``); Playwright's own browser download is
-never used. The server is started by ``scripts/labelstudio.py`` on 127.0.0.1 with a fresh
-data dir (port ``LSTRACE_BROWSER_PORT``, default 18140) and stopped at the end.
+never used. The server is the session's SQLite Label Studio (``tests/servers.py``), shared
+with the live tier when both run in one session (``pytest -m "live or browser"``);
+``LSTRACE_BROWSER_BACKEND=postgres`` runs the tier on PostgreSQL behind gunicorn instead.
 Screenshots go to ``artifacts/browser/`` (or ``LSTRACE_ARTIFACTS_DIR``).
 """
 
@@ -19,9 +20,8 @@ import pytest
 
 from tests.browser.pages import LabelStudioPage
 from tests.browser.server import Server
-from tests.labelstudio_script import REPO, TOKEN, load_script
+from tests.labelstudio_script import REPO, TOKEN
 
-PORT = int(os.environ.get("LSTRACE_BROWSER_PORT", "18140"))
 CHROMIUM = os.environ.get("LSTRACE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -37,15 +37,12 @@ ARTIFACTS = Path(os.environ.get("LSTRACE_ARTIFACTS_DIR", REPO / "artifacts")) / 
 
 
 @pytest.fixture(scope="session")
-def ls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A real Label Studio on 127.0.0.1 with a fresh data dir, for the whole session."""
-    script = load_script()
-    data_dir = tmp_path_factory.mktemp("labelstudio")
-    url = script.start(PORT, data_dir, TOKEN)
-    try:
-        yield Server(url, script.DEFAULT_USERNAME, script.DEFAULT_PASSWORD)
-    finally:
-        script.stop(data_dir)
+def ls_server(request: pytest.FixtureRequest) -> Server:
+    """The session's Label Studio on SQLite (started on first use, stopped at the end), or
+    on PostgreSQL behind gunicorn workers with ``LSTRACE_BROWSER_BACKEND=postgres``."""
+    backend = os.environ.get("LSTRACE_BROWSER_BACKEND", "sqlite")
+    server: Server = request.getfixturevalue(f"{backend}_session")
+    return server
 
 
 @pytest.fixture(autouse=True)

@@ -13,8 +13,8 @@ forwards every request to ``upstream``. Faults are planned from the test::
     proxy.stop()
 
 Each plan applies to the next ``n`` requests that match its filters (``path`` is a substring
-of the request path, ``method`` an HTTP method); plans are consumed in the order they were
-made, at most one per request.
+of the request path, ``query`` of its URL-decoded query string, ``method`` an HTTP method);
+plans are consumed in the order they were made, at most one per request.
 """
 
 from __future__ import annotations
@@ -44,16 +44,18 @@ class Fault:
     remaining: int
     path: str | None = None
     method: str | None = None
+    query: str | None = None
     status: int = 500
     retry_after: float | None = None
     seconds: float = 0.0
     after_forward: bool = False
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, query: str = "") -> bool:
         """Return True if this fault applies to a request."""
         return (
             self.remaining > 0
             and (self.path is None or self.path in path)
+            and (self.query is None or self.query in query)
             and (self.method is None or self.method.upper() == method)
         )
 
@@ -115,6 +117,7 @@ class FaultProxy:
     def fail_next(
         self, n: int = 1, status: int = 500, *, retry_after: float | None = None,
         after_forward: bool = False, path: str | None = None, method: str | None = None,
+        query: str | None = None,
     ) -> None:  # fmt: skip
         """Answer the next ``n`` matching requests with ``status`` (and ``Retry-After``).
 
@@ -122,7 +125,7 @@ class FaultProxy:
         processes the request first and its answer is replaced (the ambiguous case).
         """
         self._plan(n, "fail", status=status, retry_after=retry_after,
-                   after_forward=after_forward, path=path, method=method)  # fmt: skip
+                   after_forward=after_forward, path=path, method=method, query=query)  # fmt: skip
 
     def delay_next(
         self, n: int, seconds: float, *, after_forward: bool = True,
@@ -178,14 +181,14 @@ class FaultProxy:
         with self._lock:
             return sum(f.remaining for f in self._faults)
 
-    def _take(self, method: str, path: str) -> Fault | None:
+    def _take(self, method: str, path: str, query: str = "") -> Fault | None:
         """Count a request and, unless down, consume the first planned fault matching it."""
         with self._lock:
             self.counts[path] += 1
             if self._down:
                 return None
             for fault in self._faults:
-                if fault.matches(method, path):
+                if fault.matches(method, path, query):
                     fault.remaining -= 1
                     return fault
             return None
@@ -202,9 +205,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         proxy = self.proxy
-        path = urllib.parse.urlsplit(self.path).path
+        parts = urllib.parse.urlsplit(self.path)
+        path, query = parts.path, urllib.parse.unquote_plus(parts.query)
         body = self._read_body()
-        fault = proxy._take(self.command, path)
+        fault = proxy._take(self.command, path, query)
         if proxy._down in ("close", "refuse"):
             return self._finish(path, "down", drop=True)
         if proxy._down == "503":

@@ -2,17 +2,15 @@
 
 A PAT is a JWT refresh token: the SDK exchanges it at ``/api/token/refresh/``
 for short-lived access tokens. Cassettes cannot hold that exchange (the access
-token expires in minutes), so these tests start their own server with
-``scripts/labelstudio.py`` on 127.0.0.1:18098 (``LSTRACE_AUTH_LIVE_PORT``) and
-a fresh data dir, and stop it at the end.
+token expires in minutes), so these tests run against the session's SQLite
+server (the backend does not change authentication). The server keeps one PAT
+per user: creating one here revokes the user's earlier PATs (no other test uses one).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Iterator
-from pathlib import Path
+import uuid
 from typing import Any
 
 import pytest
@@ -22,37 +20,26 @@ from langchain_core.language_models import FakeListLLM
 import lstrace
 from lstrace import ls_session
 from tests.labelstudio_script import load_script
+from tests.servers import Server
 
 pytestmark = pytest.mark.live
 
-REPO = Path(__file__).resolve().parent.parent
-PORT = int(os.environ.get("LSTRACE_AUTH_LIVE_PORT", "18098"))
 LLM = FakeListLLM(responses=["ok"])
 
 
 LS = load_script()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A fresh Label Studio for this module; its URL."""
-    data_dir = tmp_path_factory.mktemp("labelstudio-auth")
-    url: str = LS.start(PORT, data_dir)
-    try:
-        yield url
-    finally:
-        LS.stop(data_dir)
-
-
 @pytest.fixture
-def live(server: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> str:
-    """Point lstrace at the server with short waits; log lstrace and httpx requests."""
-    monkeypatch.setenv("LABEL_STUDIO_URL", server)
+def live(
+    sqlite_server: Server, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> str:
+    """Point lstrace at the server, with no key, short waits; log lstrace and httpx requests."""
     monkeypatch.delenv("LABEL_STUDIO_API_KEY")
     lstrace.configure(flush_interval=0.2, max_backoff=2.0)
     caplog.set_level(logging.INFO, logger="lstrace")
     caplog.set_level(logging.INFO, logger="httpx")
-    return server
+    return sqlite_server.url
 
 
 def prompts(url: str, api_key: str, title: str) -> list[Any]:
@@ -69,14 +56,15 @@ def test_a_personal_access_token_is_refreshed_and_tasks_arrive(
     imported with the access token; neither token shows in the log."""
     pat = LS.create_pat(live)
     assert pat.startswith("ey") and pat.count(".") == 2  # a JWT, not a legacy token
-    with ls_session(project_name="auth: pat", api_key=pat):
+    title = f"auth: pat {uuid.uuid4().hex[:8]}"
+    with ls_session(project_name=title, api_key=pat):
         LLM.invoke("sent with a PAT")
     assert lstrace.flush(timeout=30).delivered == 1
-    with ls_session(project_name="auth: pat", api_key=pat):
+    with ls_session(project_name=title, api_key=pat):
         LLM.invoke("second batch, same client")
     assert lstrace.flush(timeout=30).delivered == 1
     assert "/api/token/refresh/" in caplog.text
-    assert prompts(live, pat, "auth: pat") == ["second batch, same client", "sent with a PAT"]
+    assert prompts(live, pat, title) == ["second batch, same client", "sent with a PAT"]
     assert pat not in caplog.text
     assert "Bearer" not in caplog.text
 
@@ -88,17 +76,18 @@ def test_a_revoked_token_holds_tasks_until_a_valid_one_is_given(
     error; entering a scope with a valid token delivers them at once."""
     revoked = LS.create_pat(live)
     valid = LS.create_pat(live)  # the server keeps one PAT per user: this revokes the first
-    with ls_session(project_name="auth: revoked", api_key=revoked):
+    title = f"auth: revoked {uuid.uuid4().hex[:8]}"
+    with ls_session(project_name=title, api_key=revoked):
         assert LLM.invoke("held while the key is refused") == "ok"
     held = lstrace.flush(timeout=5)
     assert (held.delivered, held.pending) == (0, 1)
     refused = [r.getMessage() for r in caplog.records if r.name == "lstrace" and r.levelno >= 40]
     assert len(refused) == 1 and "refused the API key (401)" in refused[0]
-    with ls_session(project_name="auth: revoked", api_key=valid):
+    with ls_session(project_name=title, api_key=valid):
         LLM.invoke("sent with the new key")
     done = lstrace.flush(timeout=30)
     assert (done.delivered, done.pending) == (2, 0)
-    assert prompts(live, valid, "auth: revoked") == [
+    assert prompts(live, valid, title) == [
         "held while the key is refused",
         "sent with the new key",
     ]

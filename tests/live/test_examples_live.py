@@ -1,8 +1,9 @@
 """Every script in examples/ runs and its tasks arrive in a real Label Studio (live tier).
 
 Each example runs as a subprocess, as a reader would run it, with only the
-environment pointing it at this tier's server; fake models are forced, so no
-provider key is used. Then the SDK reads back what arrived.
+environment pointing it at the session's SQLite server; fake models are forced, so no
+provider key is used. Then the SDK reads back what arrived. The examples write to fixed
+project titles: a project left by an earlier run on a reused server is deleted first.
 """
 
 from __future__ import annotations
@@ -10,18 +11,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser.server import Server
-from tests.labelstudio_script import REPO, TOKEN, load_script
+from tests.labelstudio_script import REPO, TOKEN
+from tests.servers import Server
 
 pytestmark = pytest.mark.live
 
-PORT = int(os.environ.get("LSTRACE_EXAMPLES_PORT", "18142"))
 EXAMPLES = REPO / "examples"
 # example -> (project title, tasks it sends)
 EXPECTED = {
@@ -38,16 +37,14 @@ EXPECTED = {
 PROVIDER_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "LABEL_STUDIO_PROJECT_ID")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A real Label Studio with a fresh data dir, for this module."""
-    script = load_script()
-    data_dir = tmp_path_factory.mktemp("labelstudio-examples")
-    url = script.start(PORT, data_dir, TOKEN)
-    try:
-        yield Server(url, script.DEFAULT_USERNAME, script.DEFAULT_PASSWORD)
-    finally:
-        script.stop(data_dir)
+@pytest.fixture
+def server(sqlite_server: Server) -> Server:
+    """The session's SQLite server, without projects left by an earlier run of the examples."""
+    for title, _ in EXPECTED.values():
+        project = sqlite_server.find_project(title)
+        if project is not None:
+            sqlite_server.sdk.projects.delete(id=project)
+    return sqlite_server
 
 
 def run_example(name: str, server: Server, spool: Path) -> subprocess.CompletedProcess[str]:

@@ -1,7 +1,8 @@
-"""Export at scale against a real Label Studio (``pytest -m live tests/test_export_live.py``).
+"""Export at scale against a real Label Studio (``pytest -m live tests/live/test_export_live.py``).
 
-A fresh server (scripts/labelstudio.py, port 18122) gets 3,000 tasks in lstrace's layout by
-bulk import, 2,500 of them annotated inline (edits, ratings, skips). The exports must page
+The session's server of each backend (SQLite development server, PostgreSQL behind gunicorn
+workers) gets a project of 3,000 tasks in lstrace's layout by bulk import, 2,500 of them
+annotated inline (edits, ratings, skips). The exports must page
 through all of them, write rows while pages still arrive, and match what the annotations
 say. Time and memory figures come from ``benchmarks/export_paging.py``, not from here.
 """
@@ -10,9 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -22,29 +20,20 @@ import pytest
 from lstrace._export.server import ReadClient, TaskPage
 from lstrace._labelconfig import PROMPT_CONFIG
 from lstrace.export import export_project
-from tests.labelstudio_script import load_script
+from tests.servers import selected_backends
 
 pytestmark = pytest.mark.live
 
-REPO = Path(__file__).resolve().parent.parent
-PORT = int(os.environ.get("LSTRACE_EXPORT_LIVE_PORT", "18122"))
 TOKEN = "0123456789abcdef0123456789abcdef01234567"
 ANNOTATED = 2_500
 UNANNOTATED = 500
 GROUPS = 499  # prompts repeat, so ratings of one prompt can be compared
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    """A fresh Label Studio for this module (from the recording template when there is one)."""
-    recorder = load_script("record_cassettes")
-    ls = load_script("labelstudio")
-    url, data = recorder.start_fresh(ls, PORT, pristine=False)
-    try:
-        yield str(url)
-    finally:
-        ls.stop(data)
-        shutil.rmtree(data, ignore_errors=True)
+@pytest.fixture(scope="module", params=selected_backends())
+def server(request: pytest.FixtureRequest) -> str:
+    """The URL of the session's server of each selected backend in turn."""
+    return str(request.getfixturevalue(f"{request.param}_session").url)
 
 
 # -- the project: lstrace's task layout, annotations imported with the tasks ---------------

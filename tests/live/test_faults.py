@@ -72,7 +72,7 @@ def test_fault_during_import_delivers_every_task_once(
 
 
 def test_retry_after_is_honoured(
-    live_server: LiveServer, proxy: FaultProxy, title: str, monkeypatch: Any
+    sqlite_server: LiveServer, proxy: FaultProxy, title: str, monkeypatch: Any
 ) -> None:
     """A 429 with ``Retry-After: 3`` is retried no sooner than 3 seconds later (the sender's
     own first backoff would be under a second), and every task arrives once."""
@@ -80,9 +80,9 @@ def test_retry_after_is_honoured(
     seen: list[tuple[float, str]] = []
     take = proxy._take
 
-    def timed_take(method: str, path: str) -> Any:
+    def timed_take(method: str, path: str, query: str = "") -> Any:
         seen.append((time.monotonic(), path))
-        return take(method, path)
+        return take(method, path, query)
 
     monkeypatch.setattr(proxy, "_take", timed_take)
     proxy.fail_next(1, 429, retry_after=3, path=IMPORT)
@@ -94,11 +94,11 @@ def test_retry_after_is_honoured(
     imports = [at for at, path in seen if path.endswith(IMPORT)]
     assert len(imports) == 2
     assert imports[1] - imports[0] >= 2.9
-    assert sorted(live_server.run_ids(title).elements()) == sorted(sent)
+    assert sorted(sqlite_server.run_ids(title).elements()) == sorted(sent)
 
 
 def test_backs_off_while_the_server_stays_down(
-    live_server: LiveServer, proxy: FaultProxy, title: str
+    sqlite_server: LiveServer, proxy: FaultProxy, title: str
 ) -> None:
     """While Label Studio answers 503 for 8 seconds, the sender tries a handful of times
     (exponential backoff) instead of hammering it, then delivers everything once it is up."""
@@ -112,11 +112,11 @@ def test_backs_off_while_the_server_stays_down(
 
     assert 2 <= tries_while_down <= 8, proxy.log  # hammering would be ~80 (every 0.1 s)
     assert result.pending == 0
-    assert sorted(live_server.run_ids(title).elements()) == sorted(sent)
+    assert sorted(sqlite_server.run_ids(title).elements()) == sorted(sent)
 
 
 def test_wrong_token_is_reported_once_and_tasks_wait_for_the_right_one(
-    live_server: LiveServer, title: str, caplog: pytest.LogCaptureFixture, lstrace_state: Any
+    sqlite_server: LiveServer, title: str, caplog: pytest.LogCaptureFixture, lstrace_state: Any
 ) -> None:
     """A refused API key is logged once, as an error that names the server, the project and
     the fix, without the key; the tasks stay in the spool and are delivered once
@@ -136,16 +136,16 @@ def test_wrong_token_is_reported_once_and_tasks_wait_for_the_right_one(
     assert spool_rows(lstrace_state) == 50
     assert len(errors) == len(errors_after) == 1
     text = errors[0].getMessage()
-    assert live_server.url in text and title in text
+    assert sqlite_server.url in text and title in text
     assert "LABEL_STUDIO_API_KEY" in text and "api_key" in text
     assert all(wrong not in r.getMessage() for r in caplog.records)
-    assert all(live_server.token not in r.getMessage() for r in caplog.records)
+    assert all(sqlite_server.token not in r.getMessage() for r in caplog.records)
 
-    lstrace.enable(project_name=title, api_key=live_server.token)
+    lstrace.enable(project_name=title, api_key=sqlite_server.token)
     result = lstrace.flush(timeout=60)
 
     assert result.pending == 0
-    assert sorted(live_server.run_ids(title).elements()) == sorted(sent)
+    assert sorted(sqlite_server.run_ids(title).elements()) == sorted(sent)
     assert spool_rows(lstrace_state) == 0
 
 

@@ -21,14 +21,14 @@ SPOOL_INTERVAL = 0.05  # lstrace's promise: a captured call is in the spool with
 
 
 def test_server_stopped_and_restarted_mid_run(live_server: LiveServer, title: str) -> None:
-    """Label Studio is stopped while 3,000 calls are captured and delivered, then restarted:
-    every task arrives exactly once."""
+    """Label Studio is stopped (its database, if any, stays up) while 3,000 calls are
+    captured and delivered, then restarted: every task arrives exactly once."""
     model = fake_chat()
     sent: list[str] = []
     with lstrace.ls_session(project_name=title):
         sent += [call(model, f"before {i}") for i in range(1000)]
         time.sleep(0.5)  # the sender is mid-way through these imports when the server goes
-        live_server.stop()
+        live_server.stop(database=False)
         sent += [call(model, f"during {i}") for i in range(1000)]
         time.sleep(3)  # several failed attempts while the server is down
         assert lstrace.stats().retried > 0
@@ -51,7 +51,7 @@ def test_server_stopped_and_restarted_mid_run(live_server: LiveServer, title: st
     [pytest.param(0.001, 10_000, id="paced"), pytest.param(0.0, 300, id="saturating")],
 )
 def test_sigkilled_process_delivered_by_the_next(
-    live_server: LiveServer, title: str, lstrace_state: Path, pause: float, max_queue: int
+    sqlite_server: LiveServer, title: str, lstrace_state: Path, pause: float, max_queue: int
 ) -> None:
     """A process capturing calls is killed with SIGKILL while it delivers; a new process's
     ``lstrace.sync()`` delivers what the dead one had spooled, and nothing twice.
@@ -64,13 +64,13 @@ def test_sigkilled_process_delivered_by_the_next(
     """
     spool = lstrace_state
     proc = child(
-        "loop", "--spool", str(spool), "--url", live_server.url, "--key", live_server.token,
+        "loop", "--spool", str(spool), "--url", sqlite_server.url, "--key", sqlite_server.token,
         "--title", title, "--n", "1000000", "--pause", str(pause), "--max-queue", str(max_queue),
     )  # fmt: skip
     reported: dict[str, float] = {}
     reader = threading.Thread(target=_read_reports, args=(proc, reported))
     reader.start()
-    _wait_for(lambda: live_server.task_count(title) >= 200, timeout=120)
+    _wait_for(lambda: sqlite_server.task_count(title) >= 200, timeout=120)
     killed_at = time.monotonic()
     os.kill(proc.pid, signal.SIGKILL)
     reader.join()
@@ -82,11 +82,11 @@ def test_sigkilled_process_delivered_by_the_next(
         must_arrive = set(list(reported)[: -2 * max_queue])
     left = spool_rows(spool)
 
-    result = lstrace.sync(url=live_server.url, api_key=live_server.token, timeout=120)
+    result = lstrace.sync(url=sqlite_server.url, api_key=sqlite_server.token, timeout=120)
 
     assert left > 0  # it died with work left in the spool
     assert result.pending == 0
-    arrived = live_server.run_ids(title)
+    arrived = sqlite_server.run_ids(title)
     lost = must_arrive - set(arrived)
     ages = sorted(killed_at - reported[r] for r in lost) or [0.0]
     assert not lost, f"{len(lost)} of {len(must_arrive)} lost, {ages[0]:.3f}-{ages[-1]:.3f}s old"

@@ -41,14 +41,14 @@ def test_spool_file_and_directory_are_private(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("delivered", [False, True], ids=["server-down", "delivered"])
 def test_no_api_key_in_the_spool_files(
-    live_server: LiveServer, lstrace_state: Path, delivered: bool
+    sqlite_server: LiveServer, lstrace_state: Path, delivered: bool
 ) -> None:
     """No API key is ever written to the spool: not while tasks wait for a server that is
     down, not after they were delivered (when SQLite pages may still hold old rows)."""
     spool = lstrace_state
     model = fake_chat()
     if delivered:
-        key, url = live_server.token, live_server.url
+        key, url = sqlite_server.token, sqlite_server.url
     else:
         key, url = SECRET, f"http://127.0.0.1:{DEAD_PORT}"
     with lstrace.ls_session(project_name="no-secrets", url=url, api_key=key):
