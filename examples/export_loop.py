@@ -22,6 +22,7 @@ from _shared import chat_model, where_to_look
 from label_studio_sdk import LabelStudio
 
 import lstrace
+from lstrace.export import NothingToExport
 
 PROJECT = "lstrace example: export loop"
 
@@ -73,6 +74,10 @@ if __name__ == "__main__":
     out = Path(tempfile.mkdtemp(prefix="lstrace-export-"))
     for fmt in ("sft", "preference"):
         path = out / f"{fmt}.jsonl"
-        done = lstrace.export_project(PROJECT, fmt, path)
+        try:
+            done = lstrace.export_project(PROJECT, fmt, path)
+        except NothingToExport as empty:  # e.g. a real model answered right: nothing to correct
+            print(f"\nno {fmt} rows: {empty}")
+            continue
         first = json.loads(path.read_text().splitlines()[0])
         print(f"\n{done.rows} {fmt} row(s) in {path}; the first:\n  {first}")

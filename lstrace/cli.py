@@ -8,6 +8,7 @@ Exit codes (the same for every command):
 - 3: Label Studio unreachable (no connection, timeout, server error)
 - 4: no API key, or Label Studio refused it
 - 70: an internal error (a bug: set LSTRACE_DEBUG=1 for the traceback)
+- 141: standard output's reader left early (``| head``); nothing more is printed
 
 Errors print one line on stderr, saying what to fix. The API key is never printed.
 ``LSTRACE_DEBUG=1`` also shows lstrace's log lines (the sender's retries...).
@@ -16,6 +17,8 @@ Errors print one line on stderr, saying what to fix. The API key is never printe
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import logging
 import os
@@ -33,24 +36,37 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_AUTH = 4
 EXIT_INTERNAL = 70
+EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool whose reader left
 
 _EPILOG = (
     "exit codes: 0 done; 1 nothing to export / tasks still waiting; 2 usage or unknown project; "
-    "3 Label Studio unreachable; 4 API key missing or refused."
+    "3 Label Studio unreachable; 4 API key missing or refused; 141 output closed early."
 )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``lstrace`` command line; returns the exit code."""
     _quiet_logs()
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error argparse already printed
+        sys.stdout.flush()
         return int(exc.code or 0)
     command: Callable[[argparse.Namespace], int] = args.run
     try:
-        return command(args)
+        code = command(args)
+        sys.stdout.flush()  # a reader that left shows here, not in Python's exit handler
+        return code
+    except BrokenPipeError:
+        raise
     except ExportError as exc:
         _error(str(exc))
         return exc.exit_code
@@ -65,6 +81,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             "traceback and report it."
         )
         return EXIT_INTERNAL
+
+
+def _reader_gone() -> int:
+    """Standard output's reader left (``| head``): stop quietly, as Unix tools do.
+
+    Further writes (Python flushes stdout at exit) go to /dev/null instead of
+    printing a second BrokenPipeError.
+    """
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_PIPE
+
+
+def _say(line: str) -> None:
+    """One line of a command's report, flushed so a reader sees it (or leaves) at once."""
+    print(line, flush=True)
 
 
 def _quiet_logs() -> None:
@@ -109,6 +142,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Review LangChain LLM calls in Label Studio and export them as datasets.",
         epilog=_EPILOG,
     )
+    parser.add_argument("--version", action="version", version=f"lstrace {_version()}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     _add_export(commands)
     sync = commands.add_parser(
@@ -142,6 +176,12 @@ def _parser() -> argparse.ArgumentParser:
     projects.add_argument("--json", action="store_true", help="one JSON object per line")
     projects.set_defaults(run=run_projects)
     return parser
+
+
+def _version() -> str:
+    from lstrace import __version__
+
+    return __version__
 
 
 def _add_export(commands: Any) -> None:
@@ -256,7 +296,7 @@ def run_sync(args: argparse.Namespace) -> int:
 
     before = look(args.spool or default_path())
     if before.waiting == 0:
-        print(f"lstrace sync: nothing waits in the spool ({before.line()}).")
+        _say(f"lstrace sync: nothing waits in the spool ({before.line()}).")
         return EXIT_OK
     if not (args.api_key or os.environ.get("LABEL_STUDIO_API_KEY")):
         raise AuthFailed(
@@ -298,14 +338,14 @@ def run_status(args: argparse.Namespace) -> int:
     from lstrace._options import DEFAULT_URL
 
     spool = look(args.spool or default_path())
-    print(f"spool        {spool.line()}")
+    _say(f"spool        {spool.line()}")
     for server, project, count in spool.by_destination:
-        print(f"             {count} for {project} on {server}")
+        _say(f"             {count} for {project} on {server}")
     url = args.url or DEFAULT_URL
     client = ReadClient(url, args.api_key or os.environ.get("LABEL_STUDIO_API_KEY"))
-    print(f"Label Studio {url}: reachable, version {client.version()}")
-    print(f"API key      accepted (user {client.whoami()})")
-    print(f"projects     {sum(1 for _ in client.projects())}")
+    _say(f"Label Studio {url}: reachable, version {client.version()}")
+    _say(f"API key      accepted (user {client.whoami()})")
+    _say(f"projects     {sum(1 for _ in client.projects())}")
     return EXIT_OK
 
 

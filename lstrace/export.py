@@ -13,12 +13,11 @@ they come, so a project of any size exports in flat memory.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -33,6 +32,7 @@ from lstrace._export.errors import (
 )
 from lstrace._export.fetch import PAGE_SIZE, annotated_tasks
 from lstrace._export.formats import FORMATS, MAX_PAIRS_PER_PROMPT, Writer, make_writer
+from lstrace._export.output import opened
 from lstrace._export.server import ProjectInfo, ReadClient
 from lstrace._options import DEFAULT_URL
 
@@ -114,7 +114,7 @@ def export_project(
     controls = Controls.from_parsed(info.parsed_config, info.describe())
     users = _annotators(client) if format == "ratings" else {}
     tally = Tally()
-    with _opened(output) as out:
+    with opened(output) as out:
         writer = make_writer(
             format, out, controls, as_csv=as_csv, max_pairs_per_prompt=max_pairs_per_prompt
         )
@@ -154,7 +154,6 @@ def _write_all(
     tasks = annotated_tasks(
         client,
         info.id,
-        include_skipped=filters.include_skipped,
         page_size=PAGE_SIZE,
         on_page=meter if progress else None,
     )
@@ -208,27 +207,6 @@ def _check_options(
     return as_csv
 
 
-@contextlib.contextmanager
-def _opened(output: str | Path | TextIO) -> Iterator[TextIO]:
-    """Standard output, a stream given by the caller, or a file renamed into place when done."""
-    if not isinstance(output, str | Path):
-        yield output
-        return
-    if str(output) == "-":
-        yield sys.stdout
-        return
-    path = Path(output)
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        with partial.open("w", encoding="utf-8", newline="") as out:
-            yield out
-        partial.replace(path)
-    except OSError as exc:
-        raise BadRequest(f"cannot write {path}: {exc.strerror or exc}.") from None
-    finally:
-        partial.unlink(missing_ok=True)
-
-
 _REASONS = {
     "skipped": "{n} skipped (add --include-skipped to keep them)",
     "before_since": "{n} last updated before {since}",
@@ -251,8 +229,10 @@ def _why_empty(info: ProjectInfo, fmt: str, filters: Filters, tally: Tally, writ
             "annotate some in Label Studio, then export again."
         )
     counts = tally.dropped + writer.dropped
+    since = filters.since.isoformat() if filters.since is not None else ""
+    min_rating = f"{filters.min_rating:g}" if filters.min_rating is not None else ""
     reasons = [
-        text.format(n=counts[key], since=filters.since, min_rating=f"{filters.min_rating:g}")
+        text.format(n=counts[key], since=since, min_rating=min_rating)
         for key, text in _REASONS.items()
         if counts[key]
     ]

@@ -3,6 +3,7 @@ projects, help, and one clear error line with a documented exit code for every f
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -55,7 +56,8 @@ def spool_a_call(spool: Path, title: str) -> None:
 def test_export_writes_the_dataset_and_a_summary(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`lstrace export` writes the same dataset as the Python API and one summary line."""
+    """`lstrace export` writes the same dataset as the Python API and one summary line, which
+    counts every annotation read, a task's only annotation being a skip included."""
     seed_prompt_project("CLI sft")
     out = tmp_path / "sft.jsonl"
     code, stdout, err = run(
@@ -63,9 +65,9 @@ def test_export_writes_the_dataset_and_a_summary(
     )
     assert code == 0 and stdout == ""
     assert err.strip().splitlines() == [
-        f"lstrace export: wrote 5 sft rows to {out} from 5 of 6 annotations on 5 tasks of "
-        f"project 'CLI sft' (id {readback.project_id('CLI sft')}); left out: 1 superseded by "
-        "another annotation of the task."
+        f"lstrace export: wrote 5 sft rows to {out} from 5 of 7 annotations on 6 tasks of "
+        f"project 'CLI sft' (id {readback.project_id('CLI sft')}); left out: 1 skipped, "
+        "1 superseded by another annotation of the task."
     ]
     golden("sft_prompt.jsonl", out.read_text(encoding="utf-8"))
 
@@ -85,7 +87,7 @@ def test_export_ratings_as_csv_to_stdout_with_progress(
         "task_id,run_id,model,annotator,skipped,prompt,response,corrected_response,rating"
     )
     assert len(rows) == 5
-    assert "lstrace export: project 'CLI ratings'" in err and "5/5 tasks read (100 %)" in err
+    assert "lstrace export: project 'CLI ratings'" in err and "6/6 tasks read (100 %)" in err
 
 
 def test_nothing_to_export_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -100,6 +102,87 @@ def test_nothing_to_export_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture
     assert code == 1
     assert "has no annotated tasks to export" in one_error_line(err)
     assert not out.exists()
+
+
+def test_since_after_every_annotation_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--since later than every annotation: exit 1 with the reason, not an internal error."""
+    seed_prompt_project("CLI since")
+    out = tmp_path / "out.jsonl"
+    args = ("export", "--project", "CLI since", "--format", "preference", "-o", str(out))
+    code, _, err = run(capsys, *args, "--since", "2030-01-01")
+    assert code == 1
+    assert "last updated before 2030-01-01T00:00:00+00:00" in one_error_line(err)
+    assert not out.exists()
+
+
+class ClosingReader(io.StringIO):
+    """Standard output whose reader goes away after ``lines`` lines, like ``| head -1``."""
+
+    def __init__(self, lines: int) -> None:
+        super().__init__()
+        self.left = lines
+
+    def write(self, text: str) -> int:
+        if self.left <= 0:
+            raise BrokenPipeError(32, "Broken pipe")
+        self.left -= text.count("\n")
+        return super().write(text)
+
+
+def test_export_into_a_closed_pipe_exits_quietly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`lstrace export ... | head -1`: once the reader is gone the export stops with exit 141
+    (as a Unix tool killed by SIGPIPE) and prints nothing, no traceback, no summary."""
+    seed_prompt_project("CLI head")
+    stdout = ClosingReader(lines=1)
+    monkeypatch.setattr(sys, "stdout", stdout)
+    code = main(["export", "--project", "CLI head", "--format", "sft"])
+    assert code == 141
+    assert len(stdout.getvalue().splitlines()) == 1
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "codes"),
+    [
+        (["status", "--url", "http://127.0.0.1:9"], {141}),
+        (["sync"], {141}),
+        (["--help"], {0, 141}),  # argparse itself may swallow the failed write and exit 0
+        (["--version"], {0, 141}),
+    ],
+    ids=["status", "sync", "help", "version"],
+)
+def test_commands_writing_into_a_closed_pipe_exit_quietly(
+    argv: list[str], codes: set[int], tmp_path: Path
+) -> None:
+    """`lstrace status | head -3` and the like, in a real process whose stdout is a pipe
+    nobody reads any more: exit 141 (status stops at its first line, before asking the
+    server), nothing on stderr."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone before the first line
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "lstrace.cli", *argv],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "LSTRACE_SPOOL_PATH": str(tmp_path / "none.sqlite3")},
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.stderr == ""
+    assert proc.returncode in codes
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """--version prints the installed lstrace version."""
+    code, out, _ = run(capsys, "--version")
+    assert (code, out) == (0, f"lstrace {lstrace.__version__}\n")
 
 
 def test_unknown_project_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

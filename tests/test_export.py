@@ -230,8 +230,8 @@ def test_sft_prompt_mode(tmp_path: Path) -> None:
         PROMPT_CALLS[4][2],
         "I have no jokes.",  # only rated: the prediction was accepted
     ]
-    assert (result.rows, result.tasks, result.used) == (5, 5, 5)
-    assert result.dropped == {"superseded": 1}
+    assert (result.rows, result.tasks, result.used, result.annotations) == (5, 6, 5, 7)
+    assert result.dropped == {"skipped": 1, "superseded": 1}
     golden("sft_prompt.jsonl", out.read_text(encoding="utf-8"))
 
 
@@ -385,6 +385,54 @@ def test_preference_from_pairwise_comparisons(tmp_path: Path) -> None:
     assert completions(lines(out)) == {"Capital of France?": "Paris.", "2 + 2?": "4"}
 
 
+class ModelA(FakeListLLM):
+    """A fake LLM whose tasks name it ``ModelA``."""
+
+
+class ModelB(FakeListLLM):
+    """A fake LLM whose tasks name it ``ModelB``."""
+
+
+def test_pairwise_exports_name_both_answers_their_models_and_the_winner(tmp_path: Path) -> None:
+    """In a pairwise project a pick between two identical answers is still a preference row,
+    and ratings rows carry both answers, model_a and model_b, the winning side, and the
+    picked answer as the response with its model."""
+    model_a = ModelA(responses=["Paris.", "Same."])
+    model_b = ModelB(responses=["Lyon.", "Same."])
+    with lstrace.ls_session(project_name="Export pairwise sides", mode="pairwise"):
+        for prompt in ("Capital of France?", "Say same."):
+            model_a.invoke(prompt)
+            model_b.invoke(prompt)
+    assert lstrace.flush(10).delivered == 4
+    task = {t["data"]["prompt"]: t["id"] for t in readback.tasks("Export pairwise sides")}
+    pick = _item("preference", "answer_a,answer_b", "pairwise", {"selected": "right"})
+    annotate(task["Capital of France?"], [pick])
+    annotate(task["Say same."], [{**pick, "value": {"selected": "left"}}])
+    out, result = export(tmp_path, "Export pairwise sides", "preference")
+    assert lines(out) == [
+        {"prompt": "Capital of France?", "chosen": "Lyon.", "rejected": "Paris."},
+        {"prompt": "Say same.", "chosen": "Same.", "rejected": "Same."},
+    ]
+    assert result.dropped == {}
+    out, _ = export(tmp_path, "Export pairwise sides", "ratings")
+    sides = ("response", "model", "winner", "response_a", "response_b", "model_a", "model_b")
+    assert [tuple(row[k] for k in sides) for row in lines(out)] == [
+        ("Lyon.", "ModelB", "b", "Paris.", "Lyon.", "ModelA", "ModelB"),
+        ("Same.", "ModelA", "a", "Same.", "Same.", "ModelA", "ModelB"),
+    ]
+    out, _ = export(tmp_path, "Export pairwise sides", "ratings", as_csv=True)
+    header, first, _ = out.read_text(encoding="utf-8").splitlines()
+    assert header.split(",")[6:12] == [
+        "response",
+        "winner",
+        "response_a",
+        "response_b",
+        "model_a",
+        "model_b",
+    ]
+    assert first.split(",")[6:12] == ["Lyon.", "b", "Paris.", "Lyon.", "ModelA", "ModelB"]
+
+
 # -- ratings -------------------------------------------------------------------------------
 
 
@@ -475,9 +523,28 @@ def test_filters_that_leave_nothing_say_why(tmp_path: Path) -> None:
     """When filters leave no row, the message counts what each one removed."""
     seed_prompt_project("Export filtered")
     with pytest.raises(
-        NothingToExport, match=r"5 rated below 9 or not rated.*also has 1 skipped annotation"
+        NothingToExport,
+        match=r"1 skipped \(add --include-skipped to keep them\); 5 rated below 9 or not rated",
     ):
         export_project("Export filtered", "sft", tmp_path / "out.jsonl", min_rating=9)
+
+
+def test_an_empty_export_without_min_rating_says_why(tmp_path: Path) -> None:
+    """An export that ends empty for a reason other than --min-rating explains itself: an
+    accepted, unrated answer gives no preference pair, and --since after every annotation
+    leaves nothing (NothingToExport naming the cause, not an internal error)."""
+    with lstrace.ls_session(project_name="Export nothing to pair"):
+        FakeListLLM(responses=["Paris."]).invoke("Capital?", config={"run_id": run_id(71)})
+    readback.flushed(1)
+    [task] = readback.tasks("Export nothing to pair")
+    annotate(task["id"], [textarea("Paris.")])
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(NothingToExport, match=r"of 1 annotations on 1 tasks, 1 neither edited"):
+        export_project("Export nothing to pair", "preference", out / "p.jsonl")
+    with pytest.raises(NothingToExport, match=r"1 last updated before 2030-01-01T00:00:00\+00:00"):
+        export_project("Export nothing to pair", "sft", out / "s.jsonl", since="2030-01-01")
+    assert not list(out.iterdir())
 
 
 def test_config_without_textarea_is_a_bad_request(tmp_path: Path) -> None:

@@ -64,6 +64,21 @@ class Controls:
 
 
 @dataclass(frozen=True)
+class PairSides:
+    """Both answers of a pairwise task, the models that gave them, and the side picked."""
+
+    response_a: str | None
+    response_b: str | None
+    model_a: str | None
+    model_b: str | None
+    winner: Literal["a", "b"] | None  # None: the annotation made no pick
+
+    @property
+    def picked_model(self) -> str | None:
+        return {"a": self.model_a, "b": self.model_b, None: None}[self.winner]
+
+
+@dataclass(frozen=True)
 class Review:
     """One annotation of one task, with what the model said and what the annotator did."""
 
@@ -81,6 +96,7 @@ class Review:
     texts: dict[str, str]
     annotator: str
     skipped: bool
+    sides: PairSides | None = None  # pairwise projects only
 
     @property
     def final(self) -> str | None:
@@ -198,6 +214,20 @@ def read(
         texts=marks.texts,
         annotator=_annotator(annotation.get("completed_by"), users),
         skipped=bool(annotation.get("was_cancelled")),
+        sides=_sides_of(controls.pair, data, marks.winner) if controls.pair else None,
+    )
+
+
+def _sides_of(
+    pair: PairTarget, data: Mapping[str, Any], winner: Literal["a", "b"] | None
+) -> PairSides:
+    """lstrace's pairwise tasks name the models in ``model_a``/``model_b``; other tasks may not."""
+    return PairSides(
+        response_a=_str_or_none(data.get(pair.left_key)),
+        response_b=_str_or_none(data.get(pair.right_key)),
+        model_a=_str_or_none(data.get("model_a")),
+        model_b=_str_or_none(data.get("model_b")),
+        winner=winner,
     )
 
 
@@ -207,6 +237,7 @@ class _Marks:
 
     text: str | None = None
     pair: tuple[str, str] | None = None  # (picked response, other response)
+    winner: Literal["a", "b"] | None = None  # the side picked
     ratings: dict[str, float] = field(default_factory=dict)
     choices: dict[str, list[str]] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
@@ -225,8 +256,10 @@ class _Marks:
         elif kind == "choices" and isinstance(value.get("choices"), list):
             self.choices[name] = [str(c) for c in value["choices"]]
         elif kind == "pairwise" and controls.pair and value.get("selected") in ("left", "right"):
-            picked, other = _sides(controls.pair, left=value["selected"] == "left")
+            left = value["selected"] == "left"
+            picked, other = _sides(controls.pair, left=left)
             self.choices[name] = [picked]
+            self.winner = "a" if left else "b"
             self.pair = (str(data.get(picked) or ""), str(data.get(other) or ""))
         else:
             return kind

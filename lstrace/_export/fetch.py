@@ -21,19 +21,16 @@ def annotated_tasks(
     client: ReadClient,
     project_id: int,
     *,
-    include_skipped: bool,
     page_size: int = PAGE_SIZE,
     on_page: ProgressFn | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Yield every task with at least one annotation, in id order, with annotations and predictions.
-
-    ``include_skipped`` also yields tasks whose only annotations are skipped ones.
-    """
+    """Yield every task with at least one annotation (a skip counts), in id order, with
+    annotations and predictions: the skips are left out, and counted, by the reader."""
     last_id = 0
     read = 0
     total: int | None = None
     while True:
-        page = client.task_page(project_id, task_query(last_id, include_skipped), page_size)
+        page = client.task_page(project_id, task_query(last_id), page_size)
         if total is None:
             total = page.total
         fresh = [t for t in page.tasks if t["id"] > last_id]
@@ -48,22 +45,19 @@ def annotated_tasks(
             return
 
 
-def task_query(after_id: int, include_skipped: bool) -> dict[str, Any]:
+def task_query(after_id: int) -> dict[str, Any]:
     """The Data Manager query for annotated tasks with an id above ``after_id``.
 
-    ``total_annotations`` counts submitted annotations only; a task whose
-    annotations were all skipped is found through its annotators instead.
+    A task is annotated when it has annotators: ``total_annotations`` counts
+    submitted annotations only, and would hide a task whose only annotation is
+    a skip (the export counts that skip, and keeps it with --include-skipped).
     """
-    annotated: dict[str, Any] = (
-        {"filter": "filter:tasks:annotators", "operator": "empty", "type": "List", "value": False}
-        if include_skipped
-        else {
-            "filter": "filter:tasks:total_annotations",
-            "operator": "greater",
-            "type": "Number",
-            "value": 0,
-        }
-    )
+    annotated = {
+        "filter": "filter:tasks:annotators",
+        "operator": "empty",
+        "type": "List",
+        "value": False,
+    }
     after = {
         "filter": "filter:tasks:id",
         "operator": "greater",

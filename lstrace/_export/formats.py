@@ -120,7 +120,8 @@ class PreferenceWriter:
         if review.edited and review.text and review.original is not None:
             self._pair(review.prompt, review.text, review.original)
             written = 1
-        elif review.chosen and review.rejected is not None and review.chosen != review.rejected:
+        elif review.chosen is not None and review.rejected is not None:
+            # A pick is a judgement even between two identical answers: kept, as picked.
             self._pair(review.prompt, review.chosen, review.rejected)
             written = 1
         rated = review.original if review.original is not None else review.final
@@ -191,8 +192,11 @@ class PreferenceWriter:
         return [(str(response), float(mean)) for response, mean in rows]
 
 
+_SIDE_COLUMNS = ("winner", "response_a", "response_b", "model_a", "model_b")
+
+
 def _rating_row(review: Review) -> dict[str, Any]:
-    return {
+    row: dict[str, Any] = {
         "task_id": review.task_id,
         "run_id": review.run_id,
         "model": review.model,
@@ -200,12 +204,21 @@ def _rating_row(review: Review) -> dict[str, Any]:
         "skipped": review.skipped,
         "prompt": review.prompt,
         "response": review.original,
-        "corrected_response": review.corrected,
-        "rating": review.rating,
-        "ratings": review.ratings,
-        "choices": review.choices,
-        "texts": review.texts,
     }
+    if review.sides is not None:  # pairwise: the picked answer is the response
+        row["response"] = review.chosen
+        row["model"] = review.sides.picked_model or review.model
+        row.update({name: getattr(review.sides, name) for name in _SIDE_COLUMNS})
+    row.update(
+        {
+            "corrected_response": review.corrected,
+            "rating": review.rating,
+            "ratings": review.ratings,
+            "choices": review.choices,
+            "texts": review.texts,
+        }
+    )
+    return row
 
 
 class RatingsJsonWriter:
@@ -232,8 +245,10 @@ class RatingsCsvWriter:
         self._choices = list(controls.choices)
         self._texts = list(controls.texts)
         base = ["task_id", "run_id", "model", "annotator", "skipped", "prompt", "response"]
+        self._pairwise = controls.pair is not None
         self.columns = [
             *base,
+            *(_SIDE_COLUMNS if self._pairwise else ()),
             "corrected_response",
             "rating",
             *(f"ratings.{n}" for n in self._ratings),
@@ -247,16 +262,18 @@ class RatingsCsvWriter:
         if not self._started:  # the header waits for a row: an empty export writes nothing
             self._csv.writerow(self.columns)
             self._started = True
+        row = _rating_row(review)
         prompt = review.prompt
         self._csv.writerow(
             [
                 review.task_id,
                 review.run_id or "",
-                review.model or "",
+                row["model"] or "",
                 review.annotator,
                 "true" if review.skipped else "false",
                 prompt if isinstance(prompt, str) or prompt is None else _json(prompt),
-                review.original or "",
+                row["response"] or "",
+                *((row[name] or "") for name in (_SIDE_COLUMNS if self._pairwise else ())),
                 review.corrected or "",
                 _num(review.rating),
                 *(_num(review.ratings.get(n)) for n in self._ratings),
