@@ -115,6 +115,16 @@ class CallInfo:
 def _project_name(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{name} must be a non-empty string, not {value!r}.")
+    # strftime() cannot format either: a surrogate fails to encode, a NUL cuts the title short
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as bad:
+        raise ConfigError(
+            f"{name} must be valid text: a lone surrogate ({value[bad.start]!r}) is at "
+            f"position {bad.start} of {value!r}."
+        ) from None
+    if "\x00" in value:
+        raise ConfigError(f"{name} must be valid text: a NUL character is in {value!r}.")
     return value
 
 

@@ -98,6 +98,8 @@ def test_missing_api_key_resolves_to_none(monkeypatch: pytest.MonkeyPatch) -> No
         ({"project_config": "<View>"}, "not well-formed XML"),
         ({"project_config": "<View><Text name='p' value='$prompt'/></View>"}, "no <TextArea>"),
         ({"project_name": "  "}, "project_name must be a non-empty string"),
+        ({"project_name": "Eval \ud800"}, "project_name must be valid text: a lone surrogate"),
+        ({"project_name": "Eval\x00"}, "project_name must be valid text: a NUL"),
         ({"url": "localhost:8080"}, "url must start with http:// or https://"),
     ],
 )
