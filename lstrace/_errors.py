@@ -12,9 +12,15 @@ from __future__ import annotations
 
 import enum
 
+from lstrace._secrets import redact_url
+
 
 class LstraceError(Exception):
-    """Base class of the exceptions lstrace raises into your code."""
+    """Base class of the exceptions lstrace raises into your code. Credentials inside a URL
+    in the message are redacted (see :mod:`lstrace._secrets`)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact_url(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigError(LstraceError, ValueError):
@@ -48,7 +54,7 @@ class DeliveryFailure(Exception):
         retry_after: float | None = None,
         maybe_sent: bool = False,
     ) -> None:
-        super().__init__(message)
+        super().__init__(redact_url(message))  # an SDK's text may quote the URL with its password
         self.kind = kind
         self.status = status
         self.retry_after = retry_after

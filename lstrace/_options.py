@@ -35,6 +35,7 @@ from lstrace._labelconfig import (
     default_target,
     target_from_xml,
 )
+from lstrace._secrets import redact_url
 
 DEFAULT_URL = "http://localhost:8080"
 DEFAULT_PROJECT_NAME = "LangChain-%Y-%m-%d"
@@ -316,7 +317,8 @@ def make_args(**options: Any) -> ScopeArgs:
 
 @dataclass(frozen=True)
 class Destination:
-    """Where tasks go: a server and a project. Spooled with each task, without the key."""
+    """Where tasks go: a server and a project. Spooled with each task, so it holds no secret:
+    not the key, and ``url`` with its credentials redacted (see :mod:`lstrace._secrets`)."""
 
     url: str
     project_id: int | None
@@ -351,7 +353,7 @@ class Destination:
         )
 
     def describe(self) -> str:
-        return f"{self.project} on {self.url}"
+        return f"{self.project} on {redact_url(self.url)}"  # spools from before held it whole
 
     def to_spec(self) -> dict[str, Any]:
         """The JSON-ready form the spool stores, with its layout's version (``v``)."""
@@ -392,7 +394,8 @@ class Options:
     """A scope's resolved options: every option of the table but the project's, which
     make up ``destination``."""
 
-    destination: Destination
+    destination: Destination  # its url has the credentials redacted: it is stored
+    url: str = field(repr=False)  # as given, credentials and all: memory only, like the key
     api_key: str | None = field(repr=False)  # None: calls wait in the spool for one
     tags: tuple[str, ...]
     metadata: Mapping[str, Any]
@@ -415,7 +418,7 @@ def resolve(args: ScopeArgs, outer: Options | None, *, now: _dt.datetime | None 
             continue
         value = args.get(name)
         if value is None and outer is not None:
-            value = outer.destination.url if name == "url" else getattr(outer, name)
+            value = getattr(outer, name)
         if value is None:
             value = env_default(name)
         if value is not None:
@@ -424,15 +427,17 @@ def resolve(args: ScopeArgs, outer: Options | None, *, now: _dt.datetime | None 
     # No key is not a mistake in the code: the calls are captured and wait for one (the
     # sender says so, once). An empty key counts as none.
     api_key = inherited.pop("api_key", None) or None
+    shown = redact_url(url)
     if args.names_project or outer is None:
-        destination = _destination(args, url, now or _dt.datetime.now())
+        destination = _destination(args, shown, now or _dt.datetime.now())
     else:
         old = outer.destination
         destination = Destination(
-            url, old.project_id, old.project_title, old.label_config, old.mode
+            shown, old.project_id, old.project_title, old.label_config, old.mode
         )
     return Options(
         destination,
+        url,
         api_key,
         tags=tuple(dict.fromkeys((*(outer.tags if outer else ()), *(args.get("tags") or ())))),
         metadata={**(outer.metadata if outer else {}), **(args.get("metadata") or {})},

@@ -29,6 +29,7 @@ from typing import Any
 
 from lstrace._export.errors import AuthFailed, ExportError
 from lstrace._export.spoolview import SpoolView, look
+from lstrace._secrets import redact_url
 
 EXIT_OK = 0
 EXIT_EMPTY = 1
@@ -110,7 +111,7 @@ def _quiet_logs() -> None:
 
 
 def _error(message: str) -> None:
-    print(f"lstrace: error: {message}", file=sys.stderr)
+    print(f"lstrace: error: {redact_url(message)}", file=sys.stderr)
 
 
 def _url(value: str) -> str:
@@ -323,7 +324,9 @@ def _diagnose(spool: SpoolView, only_url: str | None, api_key: str | None, where
     from lstrace._export.server import ReadClient
 
     key = api_key or os.environ.get("LABEL_STUDIO_API_KEY")
-    for url in dict.fromkeys(u for u, _, _ in spool.by_destination):
+    for stored in dict.fromkeys(u for u, _, _ in spool.by_destination):
+        # the spool holds the URL redacted: its credentials can only come from --url
+        url = only_url if only_url is not None and redact_url(only_url) == stored else stored
         if only_url is None or url == only_url:
             try:
                 ReadClient(url, key).whoami()
@@ -343,7 +346,7 @@ def run_status(args: argparse.Namespace) -> int:
         _say(f"             {count} for {project} on {server}")
     url = args.url or DEFAULT_URL
     client = ReadClient(url, args.api_key or os.environ.get("LABEL_STUDIO_API_KEY"))
-    _say(f"Label Studio {url}: reachable, version {client.version()}")
+    _say(f"Label Studio {redact_url(url)}: reachable, version {client.version()}")
     _say(f"API key      accepted (user {client.whoami()})")
     _say(f"projects     {sum(1 for _ in client.projects())}")
     return EXIT_OK

@@ -173,7 +173,7 @@ def test_the_option_table_and_the_typed_signatures_agree() -> None:
     capture subset; the resolved Options carries every inherited or merged option."""
     assert set(OPTIONS) == set(TraceOptions.__annotations__)
     assert {n for n, s in OPTIONS.items() if s.capture} == set(CaptureOptions.__annotations__)
-    carried = {n for n, s in OPTIONS.items() if s.inherit != "project"} - {"url"}
+    carried = {n for n, s in OPTIONS.items() if s.inherit != "project"}
     assert carried == {f.name for f in dataclasses.fields(Options)} - {"destination", "enabled"}
 
 

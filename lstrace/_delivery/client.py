@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from lstrace._errors import DeliveryFailure, FailureKind
+from lstrace._secrets import redact_url
 
 T = TypeVar("T")
 
@@ -30,14 +31,14 @@ class LabelStudioClient:
     def __init__(self, url: str, api_key: str, *, timeout: float = 30.0) -> None:
         from label_studio_sdk import LabelStudio
 
-        self.url = url
+        self.url = redact_url(url)  # for messages; the SDK alone is given the URL as it is
         self.timeout = timeout
         try:
             self._sdk: Any = LabelStudio(  # type: ignore[no-untyped-call]
                 base_url=url, api_key=api_key, timeout=timeout, max_retries=0
             )
         except Exception as exc:  # the SDK refuses an expired personal access token right here
-            raise classify(exc, "authenticate", url) from None
+            raise classify(exc, "authenticate", self.url) from None
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:

@@ -23,6 +23,7 @@ from lstrace._delivery.client import LabelStudioClient
 from lstrace._errors import ConfigError, DeliveryFailure, FailureKind
 from lstrace._labelconfig import AnyTarget, PairTarget, target_from_parsed
 from lstrace._options import Destination, Options
+from lstrace._secrets import redact_url
 
 ENTRY_CHECK_TIMEOUT_S = 5.0
 
@@ -151,23 +152,23 @@ def check_at_entry(options: Options) -> None:
     if key not in _entry_checks:
         with _entry_lock:
             if key not in _entry_checks:
-                _entry_checks[key] = _ask_at_entry(dest, options.api_key)
+                _entry_checks[key] = _ask_at_entry(dest, options.url, options.api_key)
     problem = _entry_checks[key]
     if problem is not None:
         raise ConfigError(problem)
 
 
-def _ask_at_entry(dest: Destination, api_key: str) -> str | None:
+def _ask_at_entry(dest: Destination, url: str, api_key: str) -> str | None:
     assert dest.project_id is not None
     try:
-        client = LabelStudioClient(dest.url, api_key, timeout=ENTRY_CHECK_TIMEOUT_S)
+        client = LabelStudioClient(url, api_key, timeout=ENTRY_CHECK_TIMEOUT_S)
         parsed = client.project_config(dest.project_id)
     except Exception as exc:  # unreachable, key refused, no such project...: the sender reports
         logger.warning(
             "lstrace: could not check that %s has the tags of project_config (%s); "
             "tasks are captured and the check happens when they are sent",
             dest.describe(),
-            exc,
+            redact_url(str(exc)),
         )
         return None
     return config_problem(dest, parsed)

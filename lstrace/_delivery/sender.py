@@ -31,6 +31,7 @@ from lstrace._delivery.task import build_pair_task, build_task
 from lstrace._errors import DeliveryFailure, FailureKind
 from lstrace._labelconfig import PairTarget
 from lstrace._options import Destination
+from lstrace._secrets import Access, has_redacted_credentials
 
 logger = logging.getLogger("lstrace")
 
@@ -92,7 +93,7 @@ class Sender:
         max_batch_bytes: int,
         request_timeout: float,
         max_backoff: float,
-        keys: Mapping[str, str],
+        keys: Mapping[str, Access],
         base_backoff: float = 0.5,
     ) -> None:
         self.spool = spool
@@ -102,7 +103,7 @@ class Sender:
         self.request_timeout = request_timeout
         self.max_backoff = max_backoff
         self.base_backoff = base_backoff
-        self.keys = keys  # url -> API key: the process's one map, kept by scope entries
+        self.keys = keys  # url -> URL as given and key: the process's one map, kept by scopes
         self.projects = ProjectCache()
         self.backoff: dict[str, Backoff] = {}
         self._clients: dict[tuple[str, str], LabelStudioClient] = {}
@@ -149,7 +150,8 @@ class Sender:
         self._reported.clear()
 
     def _client(self, dest: Destination) -> LabelStudioClient:
-        key = self.keys.get(dest.url)
+        access = self.keys.get(dest.url)
+        key = access.api_key if access is not None else None
         if key is None:
             # One message per server, so it is logged once however many projects wait.
             raise DeliveryFailure(
@@ -159,10 +161,17 @@ class Sender:
                 "calls wait in the spool; a later scope with a key sends them, or "
                 "`lstrace sync` does",
             )
-        client = self._clients.get((dest.url, key))
+        assert access is not None
+        if has_redacted_credentials(access.url):
+            raise DeliveryFailure(
+                FailureKind.AUTH,
+                f"the credentials in the URL {dest.url} are never stored: enter a scope with "
+                "that url as before (credentials and all), or run `lstrace sync --url <it>`",
+            )
+        client = self._clients.get((access.url, key))
         if client is None:
-            client = LabelStudioClient(dest.url, key, timeout=self.request_timeout)
-            self._clients[(dest.url, key)] = client
+            client = LabelStudioClient(access.url, key, timeout=self.request_timeout)
+            self._clients[(access.url, key)] = client
         return client
 
     # -- delivery ------------------------------------------------------------------

@@ -29,6 +29,7 @@ from lstrace._capture.shaping import shape
 from lstrace._delivery.sender import Sender
 from lstrace._delivery.spool import Spool, default_path
 from lstrace._delivery.stats import Counters, FlushResult, Stats
+from lstrace._secrets import Access, redact_url
 
 if TYPE_CHECKING:
     from lstrace._capture.record import CapturedCall
@@ -310,7 +311,8 @@ class Worker:
 _settings = Settings()
 _worker: Worker | None = None
 _lock = threading.Lock()
-_keys: dict[str, str] = {}
+# destination url (credentials redacted) -> the URL as given and its key; memory only
+_keys: dict[str, Access] = {}
 
 
 def _get() -> Worker:
@@ -343,9 +345,12 @@ def prepare(options: Options) -> None:
         return
     url = options.destination.url
     worker = _get()
-    if options.api_key is not None and _keys.get(url) != options.api_key:
-        _keys[url] = options.api_key
-        worker.key_changed()
+    known = _keys.get(url)
+    access = Access(options.url, options.api_key or (known.api_key if known else None))
+    if access != known:
+        _keys[url] = access
+        if access.api_key is not None:
+            worker.key_changed()
 
 
 def configure(**changes: Any) -> Settings:
@@ -374,10 +379,12 @@ def sync(*, api_key: str | None, url: str | None, timeout: float) -> FlushResult
     worker.ready.wait(timeout)
     spool = worker._spool
     urls = {d.url for d in spool.destinations()} if spool is not None else set()
-    for server in urls if url is None else urls & {url.rstrip("/")}:
-        key = api_key or _keys.get(server)
+    given = url.rstrip("/") if url is not None else None
+    for server in urls if given is None else urls & {given, redact_url(given)}:
+        known = _keys.get(server)
+        key = api_key or (known.api_key if known else None)
         if key:
-            _keys[server] = key
+            _keys[server] = Access(given or (known.url if known else server), key)
     worker.key_changed()
     return worker.flush(timeout)
 

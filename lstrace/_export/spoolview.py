@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lstrace._delivery.spool import peek
+from lstrace._secrets import redact_url
 
 
 @dataclass(frozen=True)
@@ -46,5 +47,5 @@ def look(path: Path) -> SpoolView:
         waiting, dead = peek(path)
     except (sqlite3.Error, ValueError, TypeError) as exc:  # not a spool, or not this version's
         return SpoolView(path, exists=True, error=str(exc))
-    places = [(dest.url, dest.project, n) for dest, n in waiting]
+    places = [(redact_url(dest.url), dest.project, n) for dest, n in waiting]
     return SpoolView(path, True, sum(n for _, n in waiting), dead, places)
