@@ -1,4 +1,4 @@
-"""The ``lstrace`` command: export, sync, status, projects.
+"""The ``lstrace`` command: export, sync, status, set-aside, projects.
 
 Exit codes (the same for every command):
 
@@ -23,11 +23,13 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from lstrace._export.errors import AuthFailed, ExportError
+from lstrace._delivery.spool import SetAside
+from lstrace._export.errors import AuthFailed, BadRequest, ExportError
 from lstrace._export.spoolview import SpoolView, look
 from lstrace._secrets import redact_url
 
@@ -167,6 +169,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--spool", type=Path, help="spool file (default: $LSTRACE_SPOOL_PATH)")
     status.set_defaults(run=run_status)
+    _add_set_aside(commands)
     projects = commands.add_parser(
         "projects",
         parents=[_server_options()],
@@ -254,6 +257,25 @@ def _add_export(commands: Any) -> None:
     export.set_defaults(run=run_export)
 
 
+def _add_set_aside(commands: Any) -> None:
+    aside = commands.add_parser(
+        "set-aside",
+        help="list, retry or discard tasks the sender set aside",
+        description="Tasks the sender set aside instead of delivering (a pairwise call that "
+        "found no partner, a task Label Studio refused): list them with the reason, put them "
+        "back in line (--retry; `lstrace sync` then sends them, a lone pairwise call with its "
+        "other side empty), or delete them (--discard).",
+        epilog=_EPILOG,
+    )
+    aside.add_argument("ids", nargs="*", type=int, metavar="ID", help="set-aside task ids")
+    aside.add_argument("--all", action="store_true", help="every set-aside task")
+    action = aside.add_mutually_exclusive_group()
+    action.add_argument("--retry", action="store_true", help="put them back in the spool")
+    action.add_argument("--discard", action="store_true", help="delete them for good")
+    aside.add_argument("--spool", type=Path, help="spool file (default: $LSTRACE_SPOOL_PATH)")
+    aside.set_defaults(run=run_set_aside)
+
+
 def run_export(args: argparse.Namespace) -> int:
     """``lstrace export``: write the dataset, then one summary line on stderr."""
     from lstrace.export import describe_dropped, export_project, ignored_note
@@ -310,11 +332,17 @@ def run_sync(args: argparse.Namespace) -> int:
         result = lstrace.sync(url=args.url, api_key=args.api_key, timeout=args.timeout)
     finally:
         _worker.shutdown(timeout=0, report=False)
+    after = look(before.path)
+    aside = f"; {after.set_aside_words()}" if after.dead > before.dead else ""
     if result.pending == 0:
-        print(f"lstrace sync: delivered {result.delivered} tasks; nothing waits in the spool.")
+        _say(
+            f"lstrace sync: delivered {result.delivered} tasks; nothing waits in the spool{aside}."
+        )
         return EXIT_OK
+    if aside:
+        _say(f"lstrace sync: delivered {result.delivered} tasks{aside}.")
     where = f"{result.pending} tasks still wait in {result.spool_path}"
-    _diagnose(look(before.path), args.url, args.api_key, where)
+    _diagnose(after, args.url, args.api_key, where)
     _error(f"{where} (delivered {result.delivered}); run `lstrace sync` again with more --timeout.")
     return EXIT_EMPTY
 
@@ -350,6 +378,67 @@ def run_status(args: argparse.Namespace) -> int:
     _say(f"API key      accepted (user {client.whoami()})")
     _say(f"projects     {sum(1 for _ in client.projects())}")
     return EXIT_OK
+
+
+def run_set_aside(args: argparse.Namespace) -> int:
+    """``lstrace set-aside``: list set-aside tasks, or retry or discard them."""
+    from lstrace._delivery import spool as _spool
+
+    path = args.spool or _spool.default_path()
+    rows = _spool.set_aside(path) if path.exists() else []
+    if not (args.retry or args.discard):
+        if args.ids or args.all:
+            raise BadRequest("say what to do with them: --retry or --discard.")
+        return _list_set_aside(path, rows)
+    chosen = _chosen(rows, args.ids, every=args.all, path=path)
+    if args.discard:
+        done = _spool.discard(path, [r.id for r in chosen])
+        _say(f"lstrace set-aside: discarded {done} tasks from {path}.")
+        return EXIT_OK
+    done = _spool.revive(path, [r.id for r in chosen])
+    alone = sum(r.reason == "unpaired" for r in chosen)
+    note = f" ({alone} pairwise calls go alone, the other side empty)" if alone else ""
+    _say(
+        f"lstrace set-aside: {done} tasks back in the spool at {path}{note}; `lstrace sync` "
+        "sends them (or the next process that uses lstrace)."
+    )
+    return EXIT_OK
+
+
+def _list_set_aside(path: Path, rows: Sequence[SetAside]) -> int:
+    if not rows:
+        _say(f"lstrace set-aside: no task is set aside in {path}.")
+        return EXIT_OK
+    for row in rows:
+        prompt = " ".join(str(row.content.get("prompt") or "").split())
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.captured))
+        _say(
+            f"{row.id:>6}  {when}  {row.why()}; {row.destination.describe()}; "
+            f"run {row.run_id}; {prompt[:60]!r}"
+        )
+    _say(
+        f"({len(rows)} set aside in {path}: `lstrace set-aside --retry ID...` puts them back, "
+        "`--discard ID...` deletes them, `--all` for every one)"
+    )
+    return EXIT_OK
+
+
+def _chosen(
+    rows: Sequence[SetAside], ids: Sequence[int], *, every: bool, path: Path
+) -> list[SetAside]:
+    """The rows named by ``ids`` (or all with ``every``); an unknown id is a usage error."""
+    if every == bool(ids):
+        raise BadRequest("name the set-aside tasks by id, or pass --all (not both).")
+    if every:
+        return list(rows)
+    known = {row.id: row for row in rows}
+    missing = [i for i in ids if i not in known]
+    if missing:
+        raise BadRequest(
+            f"no set-aside task with id {', '.join(map(str, missing))} in {path}; "
+            "`lstrace set-aside` lists them."
+        )
+    return [known[i] for i in ids]
 
 
 def run_projects(args: argparse.Namespace) -> int:

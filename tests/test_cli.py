@@ -16,6 +16,8 @@ import pytest
 from langchain_core.language_models import FakeListLLM
 
 import lstrace
+from lstrace._delivery import sender as _sender
+from lstrace._delivery import spool as _spool
 from lstrace._delivery import worker as _worker
 from lstrace.cli import main
 from tests import readback
@@ -291,8 +293,9 @@ def test_help_for_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     """--help works on the command and each subcommand, and lists the exit codes."""
     code, out, _ = run(capsys, "--help")
     assert code == 0
-    assert all(word in out for word in ("export", "sync", "status", "projects", "exit codes"))
-    for command in ("export", "sync", "status", "projects"):
+    words = ("export", "sync", "status", "set-aside", "projects", "exit codes")
+    assert all(word in out for word in words)
+    for command in ("export", "sync", "status", "set-aside", "projects"):
         code, out, _ = run(capsys, command, "--help")
         assert code == 0 and f"usage: lstrace {command}" in out and "exit codes" in out
     code, out, _ = run(capsys, "export", "--help")
@@ -452,9 +455,79 @@ def test_sync_without_a_key_exits_4(
     assert "1 tasks waiting" in out
 
 
+def set_aside_a_lonely_pairwise_call(monkeypatch: pytest.MonkeyPatch, title: str) -> None:
+    """Leave one set-aside task in the spool: a pairwise call whose partner never came."""
+    monkeypatch.setattr(_sender, "PAIR_TIMEOUT_S", 0)
+    with lstrace.ls_session(project_name=title, mode="pairwise"):
+        FakeListLLM(responses=["alone"]).invoke("Anyone there?", config={"run_id": UUID(int=44)})
+    lstrace.flush(10)
+    assert lstrace.stats().dead == 1
+    _worker.reset()
+
+
+def test_set_aside_tasks_are_named_honestly_and_can_be_retried(
+    lstrace_state: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pairwise call that found no partner: status and sync say it was set aside and never
+    sent (not "refused by Label Studio", not a bare "nothing waits"); `lstrace set-aside`
+    lists it with its reason, project, run id and prompt; --retry puts it back in line and
+    sync delivers it alone, the other side empty."""
+    set_aside_a_lonely_pairwise_call(monkeypatch, "CLI set aside")
+    spool = str(lstrace_state)
+    words = "1 set aside (1 a pairwise call that found no partner (never sent))"
+    code, out, _ = run(capsys, "status", "--spool", spool)
+    assert out.splitlines()[0] == (
+        f"spool        {spool}: 0 tasks waiting; {words}: `lstrace set-aside` lists them"
+    )
+    assert "refused" not in out
+    code, out, _ = run(capsys, "sync", "--spool", spool)
+    assert code == 0 and words in out
+    code, out, _ = run(capsys, "set-aside", "--spool", spool)
+    assert code == 0
+    row, hint = out.splitlines()
+    assert "a pairwise call that found no partner (never sent); project 'CLI set aside'" in row
+    assert str(UUID(int=44)) in row and "'Anyone there?'" in row
+    assert "--retry ID..." in hint
+    code, out, _ = run(capsys, "set-aside", "--spool", spool, "--retry", "--all")
+    assert (code, out) == (
+        0,
+        f"lstrace set-aside: 1 tasks back in the spool at {spool} (1 pairwise calls go alone, "
+        "the other side empty); `lstrace sync` sends them (or the next process that uses "
+        "lstrace).\n",
+    )
+    code, out, _ = run(capsys, "sync", "--spool", spool, "--timeout", "30")
+    assert out == "lstrace sync: delivered 1 tasks; nothing waits in the spool.\n"
+    [task] = readback.tasks("CLI set aside")
+    assert (task["data"]["answer_a"], task["data"]["answer_b"]) == ("alone", "")
+
+
+def test_set_aside_discard_deletes_only_what_is_named(
+    lstrace_state: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--discard deletes the set-aside tasks named by id (or --all); an unknown id, no id at
+    all, or ids without --retry/--discard are usage errors (exit 2) that change nothing."""
+    set_aside_a_lonely_pairwise_call(monkeypatch, "CLI discard")
+    spool = str(lstrace_state)
+    [aside] = _spool.set_aside(lstrace_state)
+    for argv, message in (
+        (["--discard", "999"], "no set-aside task with id 999"),
+        (["--discard"], "name the set-aside tasks by id, or pass --all"),
+        ([str(aside.id)], "say what to do with them: --retry or --discard"),
+    ):
+        code, _, err = run(capsys, "set-aside", "--spool", spool, *argv)
+        assert code == 2 and message in one_error_line(err)
+    assert _spool.set_aside(lstrace_state) == [aside]
+    code, out, _ = run(capsys, "set-aside", "--spool", spool, "--discard", str(aside.id))
+    assert (code, out) == (0, f"lstrace set-aside: discarded 1 tasks from {spool}.\n")
+    code, out, _ = run(capsys, "set-aside", "--spool", spool)
+    assert out == f"lstrace set-aside: no task is set aside in {spool}.\n"
+
+
 SYNC_TO_A_DEAD_SERVER = """
 import sys, time
 import lstrace
+from lstrace._delivery import sender as _sender
+from lstrace._delivery import spool as _spool
 from lstrace._delivery import worker as _worker
 from langchain_core.language_models import FakeListLLM
 from lstrace.cli import main

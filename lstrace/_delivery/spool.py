@@ -45,21 +45,116 @@ CREATE TABLE IF NOT EXISTS owners (token TEXT PRIMARY KEY, pid INTEGER NOT NULL,
 """
 
 
-def peek(path: Path) -> tuple[list[tuple[Destination, int]], int]:
+def peek(path: Path) -> tuple[list[tuple[Destination, int]], dict[str, int]]:
     """What waits in the spool file at ``path`` (every process's rows), per destination in
-    delivery order, and how many tasks were set aside as dead. Read-only: never creates the
-    file, claims rows or registers an owner. Raises ``sqlite3.Error`` for an unreadable file.
+    delivery order, and how many tasks were set aside (dead), by reason. Read-only: never
+    creates the file, claims rows or registers an owner. Raises ``sqlite3.Error`` for an
+    unreadable file.
     """
     db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
     try:
-        dead = db.execute("SELECT COUNT(*) FROM tasks WHERE dead IS NOT NULL").fetchone()[0]
+        dead = db.execute(
+            "SELECT dead, COUNT(*) FROM tasks WHERE dead IS NOT NULL GROUP BY dead ORDER BY dead"
+        ).fetchall()
         rows = db.execute(
             "SELECT d.spec, COUNT(*) FROM tasks t JOIN destinations d ON d.key = t.dest"
             " WHERE t.dead IS NULL GROUP BY t.dest ORDER BY MIN(t.id)"
         ).fetchall()
     finally:
         db.close()
-    return [(Destination.from_spec(json.loads(spec)), int(n)) for spec, n in rows], int(dead)
+    waiting = [(Destination.from_spec(json.loads(spec)), int(n)) for spec, n in rows]
+    return waiting, {str(why): int(n) for why, n in dead}
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """A spooled task the sender set aside (``dead``): never delivered, kept until it is
+    retried or discarded (``lstrace set-aside``)."""
+
+    id: int
+    destination: Destination
+    run_id: str
+    reason: str  # "unpaired", "build:<error>", "rejected:<status>"
+    captured: float  # when the call was spooled
+    content: dict[str, Any]
+
+    def why(self) -> str:
+        return describe_reason(self.reason)
+
+
+def describe_reason(reason: str) -> str:
+    """Why a task was set aside, in words that say whether Label Studio ever saw it."""
+    kind, _, detail = reason.partition(":")
+    if kind == "unpaired":
+        return "a pairwise call that found no partner (never sent)"
+    if kind == "build":
+        return f"could not be made into a task ({detail or 'error'}; never sent)"
+    if kind == "rejected":
+        return f"refused by Label Studio ({detail or 'bad request'})"
+    return reason
+
+
+def set_aside(path: Path) -> list[SetAside]:
+    """Every set-aside task of the spool at ``path``, oldest first. Read-only, like :func:`peek`."""
+    db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        rows = db.execute(
+            "SELECT t.id, d.spec, t.run_id, t.dead, t.created, t.body FROM tasks t"
+            " JOIN destinations d ON d.key = t.dest WHERE t.dead IS NOT NULL ORDER BY t.id"
+        ).fetchall()
+    finally:
+        db.close()
+    return [
+        SetAside(i, Destination.from_spec(json.loads(spec)), run, why, created, json.loads(body))
+        for i, spec, run, why, created, body in rows
+    ]
+
+
+def revive(path: Path, ids: Iterable[int]) -> int:
+    """Put set-aside tasks back in line: the next sender (any process's) claims and sends
+    them. A pairwise call that found no partner goes alone, its other side left empty.
+    Returns how many were revived."""
+    wanted = [(i,) for i in ids]
+    with _writing(path) as db:
+        alone = []
+        for (i,) in wanted:
+            for (body,) in db.execute(
+                "SELECT body FROM tasks WHERE id = ? AND dead = 'unpaired'", (i,)
+            ):
+                alone.append((json.dumps({**json.loads(body), "pair_group": None}), i))
+        db.executemany("UPDATE tasks SET body = ? WHERE id = ?", alone)
+        before = db.total_changes
+        db.executemany(
+            "UPDATE tasks SET dead = NULL, owner = NULL, attempts = 0"
+            " WHERE id = ? AND dead IS NOT NULL",
+            wanted,
+        )
+        return db.total_changes - before
+
+
+def discard(path: Path, ids: Iterable[int]) -> int:
+    """Delete set-aside tasks for good; returns how many were deleted."""
+    with _writing(path) as db:
+        before = db.total_changes
+        db.executemany("DELETE FROM tasks WHERE id = ? AND dead IS NOT NULL", [(i,) for i in ids])
+        return db.total_changes - before
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[sqlite3.Connection]:
+    """One transaction on an existing spool file, next to any process using it."""
+    db = sqlite3.connect(path.resolve().as_uri() + "?mode=rw", uri=True, timeout=30)
+    try:
+        with _guard:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+    finally:
+        db.close()
 
 
 def default_path() -> Path:
