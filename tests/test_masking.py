@@ -31,6 +31,7 @@ NOT_EMAILS = [
     "price: 3 @ 4.50 each",
 ]
 
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N"
 SECRETS = [
     ("token: 0123456789abcdef0123456789abcdef", "token: [SECRET]"),
     ("password=hunter2", "password=[SECRET]"),
@@ -44,10 +45,7 @@ SECRETS = [
         "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
         "AWS_SECRET_ACCESS_KEY=[SECRET]",
     ),
-    (
-        "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N",
-        "Authorization: Bearer [SECRET]",
-    ),
+    (f"Authorization: Bearer {JWT}", "Authorization: Bearer [SECRET]"),
     ("authorization: Basic YWxhZGRpbjpvcGVuc2VzYW1l", "authorization: Basic [SECRET]"),
     (
         'headers={"Authorization": "Token abc123def456"}',
@@ -55,10 +53,7 @@ SECRETS = [
     ),
     ("curl -H 'Authorization: Bearer abc.def-ghi'", "curl -H 'Authorization: Bearer [SECRET]'"),
     ("use bearer AbCdEf0123456789AbCdEf for it", "use bearer [SECRET] for it"),
-    (
-        "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N ok",
-        "jwt [SECRET] ok",
-    ),
+    (f"jwt {JWT} ok", "jwt [SECRET] ok"),
     ("key sk-proj-abcdefghijklmnopqrstuvwxyz123456 here", "key [SECRET] here"),
     ("sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789", "[SECRET]"),
     ("AKIAIOSFODNN7EXAMPLE", "[SECRET]"),
