@@ -1,11 +1,20 @@
 """The exceptions lstrace raises, and the delivery failures it classifies.
 
-LstraceError                 base of everything lstrace raises at you
-└── ConfigError (ValueError) a bad option, raised at scope entry, naming the fix
+LstraceError                   base of everything lstrace raises at you
+├── ConfigError (ValueError)   a bad option, raised at scope entry, naming the fix
+└── ExportError                an ``lstrace`` command or ``export_project`` could not do its
+    │                          job; ``exit_code`` is what the command returns
+    ├── NothingToExport        1: the project has no annotation left after the filters
+    ├── BadRequest             2: unknown project, unusable label config, bad option value
+    ├── ServerUnreachable      3: no connection, timeout, or a server error (5xx)
+    └── AuthFailed             4: no API key, or Label Studio refused it
 
-DeliveryFailure              internal: one failed request to Label Studio,
-                             classified for the sender's retry policy (never
-                             raised into user code)
+DeliveryFailure (Exception)    internal: one failed request to Label Studio, classified
+                               by the client for the sender's retry policy (never raised
+                               into user code; the export turns it into an ExportError)
+
+Every message is one line that says what to fix; none contains the API key. The exit
+codes of the ``lstrace`` command are :data:`EXIT_CODES`, derived from this tree.
 """
 
 from __future__ import annotations
@@ -27,11 +36,55 @@ class ConfigError(LstraceError, ValueError):
     """An option is wrong. Raised at scope entry; the message says what to fix."""
 
 
+class ExportError(LstraceError):
+    """An ``lstrace`` command failed; the message is one line naming the fix."""
+
+    exit_code = 1
+    meaning = "nothing to export / tasks still waiting"
+
+
+class NothingToExport(ExportError):
+    """The project has no annotation that passes the filters."""
+
+    exit_code = 1
+    meaning = "nothing to export / tasks still waiting"
+
+
+class BadRequest(ExportError):
+    """The command names a project or option Label Studio cannot serve."""
+
+    exit_code = 2
+    meaning = "usage or unknown project"
+
+
+class ServerUnreachable(ExportError):
+    """Label Studio cannot be reached, timed out, or answered with a server error."""
+
+    exit_code = 3
+    meaning = "Label Studio unreachable"
+
+
+class AuthFailed(ExportError):
+    """No API key was given, or Label Studio refused it."""
+
+    exit_code = 4
+    meaning = "API key missing or refused"
+
+
+EXIT_OK = 0
+EXIT_INTERNAL = 70  # a bug: the command says so and how to get the traceback
+EXIT_CODES: dict[int, str] = {  # what the ``lstrace`` command's exit codes mean
+    EXIT_OK: "done",
+    **{cls.exit_code: cls.meaning for cls in ExportError.__subclasses__()},
+    EXIT_INTERNAL: "internal error",
+}
+
+
 class FailureKind(enum.Enum):
     """How the sender treats a failed request."""
 
     RETRY = "retry"  # 429, 5xx, timeouts, connection errors: back off and retry
-    AUTH = "auth"  # 401/403: hold tasks until the key is fixed
+    AUTH = "auth"  # no key, 401/403: hold tasks until the key is fixed
     NOT_FOUND = "not_found"  # 404: project gone or wrong id
     REJECTED = "rejected"  # 400/413/422: the payload itself is refused
     CONFIG = "config"  # the project cannot take our tasks (no TextArea...)
@@ -42,7 +95,9 @@ class DeliveryFailure(Exception):
 
     ``maybe_sent`` is true when the request may have reached the server
     (timeouts, dropped connections, 5xx), so a retry must first check which
-    tasks already arrived.
+    tasks already arrived. ``status`` is the HTTP status (None: no answer);
+    ``what``, ``url`` and ``detail`` (what the server said) let the export word
+    its own message.
     """
 
     def __init__(
@@ -53,12 +108,18 @@ class DeliveryFailure(Exception):
         status: int | None = None,
         retry_after: float | None = None,
         maybe_sent: bool = False,
+        what: str = "",
+        url: str = "",
+        detail: str = "",
     ) -> None:
         super().__init__(redact_url(message))  # an SDK's text may quote the URL with its password
         self.kind = kind
         self.status = status
         self.retry_after = retry_after
         self.maybe_sent = maybe_sent
+        self.what = what
+        self.url = url
+        self.detail = detail
 
     @property
     def reason(self) -> str:

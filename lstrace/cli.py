@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lstrace._delivery.spool import SetAside
-from lstrace._export.errors import AuthFailed, BadRequest, ExportError
+from lstrace._errors import AuthFailed, BadRequest, ExportError
 from lstrace._export.spoolview import SpoolView, look
 from lstrace._secrets import redact_url
 

@@ -22,14 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from lstrace._export.annotations import POLICIES, Controls, Filters, Tally, parse_since, reviews
-from lstrace._export.errors import (
+from lstrace._errors import (
     AuthFailed,
     BadRequest,
     ExportError,
     NothingToExport,
     ServerUnreachable,
 )
+from lstrace._export.annotations import POLICIES, Controls, Filters, Tally, parse_since, reviews
 from lstrace._export.fetch import PAGE_SIZE, annotated_tasks
 from lstrace._export.formats import FORMATS, MAX_PAIRS_PER_PROMPT, Writer, make_writer
 from lstrace._export.output import opened

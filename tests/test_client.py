@@ -1,7 +1,7 @@
-"""How a refused key is handled by the client and sender (lstrace/_delivery/client.py). No HTTP.
+"""How a refused key is handled by the client and sender (lstrace/_client.py). No HTTP.
 
-Personal access tokens are JWTs; the Label Studio SDK checks their expiry
-while it is being built, before any request. lstrace must treat that like a
+Personal access tokens are JWTs; lstrace's client checks their expiry when it
+is built, before any request. lstrace must treat that like a
 401: hold the tasks, say so once, never loop on tracebacks or leak the token.
 """
 

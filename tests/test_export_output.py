@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lstrace._export.errors import BadRequest
+from lstrace._errors import BadRequest
 from lstrace._export.output import opened
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="FIFOs and /dev/fd are POSIX")

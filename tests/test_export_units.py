@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from lstrace._errors import BadRequest
 from lstrace._export.annotations import (
     Controls,
     Filters,
@@ -21,7 +22,6 @@ from lstrace._export.annotations import (
     read,
     reviews,
 )
-from lstrace._export.errors import BadRequest
 from lstrace._export.formats import PreferenceWriter, RatingsCsvWriter, SftWriter
 
 UTC = dt.timezone.utc

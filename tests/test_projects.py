@@ -20,7 +20,7 @@ from langchain_core.language_models import FakeListLLM
 
 import lstrace
 from lstrace import ls_session
-from lstrace._delivery.client import LabelStudioClient
+from lstrace._client import LabelStudioClient
 from lstrace._delivery.projects import ProjectCache
 from lstrace._labelconfig import CHAT_CONFIG, PROMPT_CONFIG, default_target
 from lstrace._options import make_args, resolve
@@ -124,13 +124,13 @@ def test_project_id_from_the_environment() -> None:
 def test_resolution_is_cached_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
     """A project is looked up (and created) once; later batches to it ask nothing again."""
     calls = count_calls(monkeypatch, "projects_titled")
-    config_calls = count_calls(monkeypatch, "project_config")
+    config_calls = count_calls(monkeypatch, "project")
     for prompt in ("first batch", "second batch", "third batch"):
         with ls_session(project_name="projects: cached"):
             LLM.invoke(prompt)
         readback.flushed(1)
     assert calls["projects_titled"] == 2  # before and after creating it, in the first batch
-    assert config_calls["project_config"] == 1
+    assert config_calls["project"] == 1
     assert len(readback.tasks("projects: cached")) == 3
 
 
@@ -193,14 +193,14 @@ def test_project_id_with_a_config_it_lacks_fails_at_entry_once_checked(
     """A project without the config's tags raises ConfigError at scope entry, naming the
     missing TextArea; the server is asked once, later entries fail from the cache."""
     project = readback.create_project("projects: lacks the tags", FEEDBACK_CONFIG)
-    calls = count_calls(monkeypatch, "project_config")
+    calls = count_calls(monkeypatch, "project")
     for _ in range(3):
         with (
             pytest.raises(lstrace.ConfigError, match="needs TextArea 'answer' on Text 'q'"),
             ls_session(project_id=project, project_config=QUESTION_CONFIG),
         ):
             LLM.invoke("never runs")
-    assert calls["project_config"] == 1
+    assert calls["project"] == 1
     assert lstrace.stats().captured == 0
     # the same project without project_config is fine: it is used as it is
     with ls_session(project_id=project):

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lstrace._delivery.client import LabelStudioClient
+from lstrace._client import Client, LabelStudioClient
 from lstrace._errors import ConfigError, DeliveryFailure, FailureKind
 from lstrace._labelconfig import AnyTarget, PairTarget, target_from_parsed
 from lstrace._options import Destination, Options
@@ -47,7 +47,7 @@ class ProjectCache:
     def forget(self, dest: Destination) -> None:
         self._resolved.pop(dest.key, None)
 
-    def resolve(self, dest: Destination, client: LabelStudioClient) -> Project:
+    def resolve(self, dest: Destination, client: Client) -> Project:
         """The destination's project, creating it if needed. Raises ``DeliveryFailure``."""
         cached = self._resolved.get(dest.key)
         if cached is not None:
@@ -61,7 +61,7 @@ class ProjectCache:
             return cached
 
 
-def _resolve(dest: Destination, client: LabelStudioClient) -> Project:
+def _resolve(dest: Destination, client: Client) -> Project:
     if dest.project_id is not None:
         project_id = dest.project_id
     else:
@@ -75,9 +75,9 @@ def _resolve(dest: Destination, client: LabelStudioClient) -> Project:
                 "lstrace: created Label Studio project %r (id %s)", dest.project_title, created
             )
             project_id = min(client.projects_titled(dest.project_title) or [created])
-            if project_id != created and client.task_count(created) == 0:
+            if project_id != created and client.project(created).tasks == 0:
                 client.delete_project(created)  # another process won the race
-    parsed = client.project_config(project_id)
+    parsed = client.project(project_id).parsed_config
     problem = config_problem(dest, parsed)
     if problem is not None:
         raise DeliveryFailure(FailureKind.CONFIG, problem)
@@ -162,7 +162,10 @@ def _ask_at_entry(dest: Destination, url: str, api_key: str) -> str | None:
     assert dest.project_id is not None
     try:
         client = LabelStudioClient(url, api_key, timeout=ENTRY_CHECK_TIMEOUT_S)
-        parsed = client.project_config(dest.project_id)
+        try:
+            parsed = client.project(dest.project_id).parsed_config
+        finally:
+            client.close()
     except Exception as exc:  # unreachable, key refused, no such project...: the sender reports
         logger.warning(
             "lstrace: could not check that %s has the tags of project_config (%s); "

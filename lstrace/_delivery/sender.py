@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from lstrace._delivery.client import LabelStudioClient
+from lstrace._client import Client, Connect, encode_json, open_client
 from lstrace._delivery.projects import Project, ProjectCache
 from lstrace._delivery.spool import Row, Spool
 from lstrace._delivery.stats import Counters
@@ -43,10 +43,11 @@ PAIR_TIMEOUT_S = 60  # a pairwise call without a partner by then is set aside
 
 @dataclass
 class Unit:
-    """The spooled rows one task is built from (one, or two for a pair) and the task."""
+    """The spooled rows one task is built from (one, or two for a pair), and the task
+    encoded once as the JSON the import sends."""
 
     rows: list[Row]
-    task: dict[str, Any]
+    body: bytes
 
 
 def pair_up(rows: Sequence[Row]) -> tuple[list[list[Row]], list[Row]]:
@@ -94,6 +95,7 @@ class Sender:
         request_timeout: float,
         max_backoff: float,
         keys: Mapping[str, Access],
+        connect: Connect = open_client,
         base_backoff: float = 0.5,
     ) -> None:
         self.spool = spool
@@ -104,9 +106,10 @@ class Sender:
         self.max_backoff = max_backoff
         self.base_backoff = base_backoff
         self.keys = keys  # url -> URL as given and key: the process's one map, kept by scopes
+        self.connect = connect
         self.projects = ProjectCache()
         self.backoff: dict[str, Backoff] = {}
-        self._clients: dict[tuple[str, str], LabelStudioClient] = {}
+        self._clients: dict[tuple[str, str], Client] = {}
         self._reported: set[str] = set()
         self._warmed: set[str] = set()  # destinations whose project was looked up early
         # What waits in the spool, per destination, kept in memory so that deciding
@@ -149,7 +152,13 @@ class Sender:
             state.next_at = 0.0
         self._reported.clear()
 
-    def _client(self, dest: Destination) -> LabelStudioClient:
+    def close(self) -> None:
+        """Close the clients' connections (the sender thread has stopped)."""
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+    def _client(self, dest: Destination) -> Client:
         access = self.keys.get(dest.url)
         key = access.api_key if access is not None else None
         if key is None:
@@ -170,7 +179,7 @@ class Sender:
             )
         client = self._clients.get((access.url, key))
         if client is None:
-            client = LabelStudioClient(access.url, key, timeout=self.request_timeout)
+            client = self.connect(access.url, key, self.request_timeout)
             self._clients[(access.url, key)] = client
         return client
 
@@ -268,14 +277,12 @@ class Sender:
         self, units: list[Unit], rows: list[Row], build: Callable[[], dict[str, Any]]
     ) -> None:
         try:
-            units.append(Unit(rows, build()))
+            units.append(Unit(rows, encode_json(build())))
         except Exception as exc:
             logger.exception("lstrace: could not build the task for run %s", rows[0].run_id)
             self._dead(rows, f"build:{type(exc).__name__}")
 
-    def _already_there(
-        self, client: LabelStudioClient, project: Project, units: Sequence[Unit]
-    ) -> set[int]:
+    def _already_there(self, client: Client, project: Project, units: Sequence[Unit]) -> set[int]:
         """Rows whose earlier, ambiguous attempt did arrive: forget them instead of re-sending."""
         maybe = [u for u in units if any(r.maybe_sent for r in u.rows)]
         if not maybe:
@@ -297,7 +304,7 @@ class Sender:
         chunks: list[list[Unit]] = [[]]
         size = 0
         for unit in units:
-            unit_size = sum(row.size for row in unit.rows) + 512  # + the config's names
+            unit_size = len(unit.body) + 1
             if chunks[-1] and size + unit_size > self.max_batch_bytes:
                 chunks.append([])
                 size = 0
@@ -305,11 +312,11 @@ class Sender:
             size += unit_size
         return [c for c in chunks if c]
 
-    def _import(self, client: LabelStudioClient, project: Project, chunk: list[Unit]) -> set[int]:
+    def _import(self, client: Client, project: Project, chunk: list[Unit]) -> set[int]:
         ids = [row.id for unit in chunk for row in unit.rows]
         self.spool.mark_attempt(ids, maybe_sent=True)  # a crash mid-request leaves this mark
         try:
-            client.import_tasks(project.id, [unit.task for unit in chunk])
+            client.import_tasks(project.id, [unit.body for unit in chunk])
         except DeliveryFailure as failure:
             if not failure.maybe_sent:
                 self.spool.mark_attempt(ids, maybe_sent=False)

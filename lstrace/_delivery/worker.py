@@ -22,10 +22,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-# Imported here, never lazily inside the threads: a fork() that lands while a thread
-# holds a module's import lock leaves the child deadlocked on that import.
+# Everything the threads run is imported here, on the thread importing lstrace: a thread
+# that imports races an application importing the same module (it sees it half-initialised),
+# and a fork() that lands while a thread holds an import lock deadlocks the child.
 from lstrace._capture.record import to_content
 from lstrace._capture.shaping import shape
+from lstrace._client import Connect, open_client
 from lstrace._delivery.sender import Sender
 from lstrace._delivery.spool import Spool, default_path
 from lstrace._delivery.stats import Counters, FlushResult, Stats
@@ -55,6 +57,7 @@ class Settings:
     request_timeout: float = 30.0
     max_backoff: float = 60.0
     shutdown_timeout: float = 5.0
+    connect: Connect = open_client  # the seam: offline tests pass a fake client
 
 
 class Worker:
@@ -187,14 +190,13 @@ class Worker:
             request_timeout=s.request_timeout,
             max_backoff=s.max_backoff,
             keys=_keys,
+            connect=s.connect,
         )
         adopted = self._spool.adopt_orphans()
         if adopted:
             logger.info("lstrace: %d tasks left by an earlier process will be sent", adopted)
         self._sender.reload_backlog()
-        self.ready.set()  # the spooler starts now; the SDK is needed only to send
-        with _fork_guard:
-            _warm_up_sdk()
+        self.ready.set()  # the spooler starts now
         last_beat = time.time()
         while True:
             self._wake.wait(self._wait_time())
@@ -213,6 +215,7 @@ class Worker:
                 self._idle.notify_all()
             if self._stopping:
                 break
+        self._sender.close()
 
     def _spool_loop(self) -> None:
         self.ready.wait()
@@ -451,27 +454,6 @@ def _at_exit() -> None:
         logger.exception("lstrace: error during the exit flush")
 
 
-# Held while a sender thread does its one-time imports; fork() waits for it (see
-# register_at_fork below), so a child never inherits a half-taken import lock.
-_fork_guard = threading.Lock()
-
-
-def _warm_up_sdk() -> None:
-    """Import label-studio-sdk and the modules it loads on first use, off the hot path."""
-    try:
-        import httpx  # noqa: F401
-        from label_studio_sdk import LabelStudio
-        from label_studio_sdk.core.api_error import ApiError  # noqa: F401
-
-        client = LabelStudio(base_url="http://127.0.0.1:9", api_key="warm-up")  # type: ignore[no-untyped-call]
-        client.projects.exports  # noqa: B018 - attribute access imports the submodules
-        client.tasks  # noqa: B018
-    except Exception:
-        logger.debug(
-            "lstrace: SDK warm-up failed; it will be imported when first used", exc_info=True
-        )
-
-
 def _register_process_exit() -> None:
     """multiprocessing children end with os._exit, skipping atexit; they do run
     multiprocessing's finalizers, so the exit flush registers there too (it runs once)."""
@@ -481,8 +463,7 @@ def _register_process_exit() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _worker, _lock, _fork_guard
-    _fork_guard = threading.Lock()
+    global _worker, _lock
     _worker = None  # the parent's thread and queue did not survive the fork: start afresh
     _lock = threading.Lock()
     from lstrace._capture import handler as _handler
@@ -492,10 +473,4 @@ def _after_fork_in_child() -> None:
 
 atexit.register(_at_exit)
 if hasattr(os, "register_at_fork"):
-    # Lambdas, not bound methods: a child replaces _fork_guard, and its own forks must
-    # use its lock, not the copy of the parent's that was held when it was forked.
-    os.register_at_fork(
-        before=lambda: _fork_guard.acquire(),  # noqa: PLW0108
-        after_in_parent=lambda: _fork_guard.release(),  # noqa: PLW0108
-        after_in_child=_after_fork_in_child,
-    )
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from lstrace._export.errors import BadRequest
+from lstrace._errors import BadRequest
 from lstrace._labelconfig import PairTarget, target_from_parsed
 
 Policy = Literal["latest", "first", "all"]

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from lstrace._export.errors import BadRequest
+from lstrace._errors import BadRequest
 
 # Names of already-open descriptors: never files to replace, even when one leads to a file.
 _DESCRIPTOR_DIRS = ("/dev/fd/", "/proc/self/fd/")
