@@ -28,14 +28,7 @@ import pytest
 
 from tests.providers.stubs import OpenAIStub
 
-pytestmark = [
-    pytest.mark.providers,
-    pytest.mark.xfail(
-        strict=True,
-        reason="issue 9.1: the sender thread imports label-studio-sdk (and httpx) while the "
-        "app starts; remove this marker when core's own httpx client lands",
-    ),
-]
+pytestmark = pytest.mark.providers
 
 CHILD = Path(__file__).with_name("race_child.py")
 REPO = Path(__file__).resolve().parents[2]
