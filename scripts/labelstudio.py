@@ -264,8 +264,12 @@ def start(
     else:
         env = _postgres_env(data_dir, pg_port)
         _start_postgres(data_dir, pg_port)
-        _init_postgres_app(exe, data_dir, env, user, pg_port)
-        cmd = _gunicorn(exe, port, workers)
+        try:
+            _init_postgres_app(exe, data_dir, env, user, pg_port)
+            cmd = _gunicorn(exe, port, workers)
+        except BaseException:  # an interrupted or failed first start leaves nothing running
+            _stop_postgres(data_dir / "postgres")
+            raise
     log_path = data_dir / LOG_FILE
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
@@ -540,7 +544,7 @@ def _init_postgres_app(
     with log_path.open("ab") as log:
         done = subprocess.run(
             cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            check=False, timeout=900,
+            check=False, timeout=1800,
         )  # fmt: skip
     if done.returncode != 0:
         raise LabelStudioError(

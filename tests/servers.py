@@ -18,6 +18,7 @@ Environment:
 - ``LSTRACE_LIVE_PG_PORT`` (default live port + 20) and ``LSTRACE_PG_PORT`` (default live
   port + 332): the PostgreSQL-backed server and its database; ``LSTRACE_LIVE_WORKERS``
   (default 4) its gunicorn workers;
+- ``LSTRACE_LIVE_START_TIMEOUT`` (default 1200 s): how long a server may take to start;
 - ``LSTRACE_LIVE_DATA_DIR`` / ``LSTRACE_LIVE_PG_DATA_DIR``: reuse that data dir, and a
   server already running from it, and leave it running (quicker runs while developing);
 - ``LSTRACE_LABEL_STUDIO_VENV``: a venv with label-studio already installed.
@@ -42,6 +43,8 @@ LIVE_PORT = int(os.environ.get("LSTRACE_LIVE_PORT", "18100"))
 PG_APP_PORT = int(os.environ.get("LSTRACE_LIVE_PG_PORT", str(LIVE_PORT + 20)))
 PG_PORT = int(os.environ.get("LSTRACE_PG_PORT", str(LIVE_PORT + 332)))
 PG_WORKERS = int(os.environ.get("LSTRACE_LIVE_WORKERS", "4"))
+# A first start migrates a new database: about a minute on 2 quiet cores, several under load.
+START_TIMEOUT = float(os.environ.get("LSTRACE_LIVE_START_TIMEOUT", "1200"))
 
 
 def selected_backends() -> list[str]:
@@ -77,10 +80,10 @@ class Server:
     def start(self) -> None:
         """Start it (or find it running); for postgres, its database too."""
         if self.backend == "sqlite":
-            self.script.start(self.port, self.data_dir, self.token)
+            self.script.start(self.port, self.data_dir, self.token, timeout=START_TIMEOUT)
         else:
             self.script.start(
-                self.port, self.data_dir, self.token,
+                self.port, self.data_dir, self.token, timeout=START_TIMEOUT,
                 backend="postgres", workers=PG_WORKERS, pg_port=PG_PORT,
             )  # fmt: skip
 
@@ -149,8 +152,8 @@ def session_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> It
         data_dir = Path(tempfile.mkdtemp(prefix="lstrace-live-pg-"))
         data_dir.chmod(0o711)
     server = Server(backend, data_dir, LIVE_PORT if backend == "sqlite" else PG_APP_PORT)
-    server.start()
     try:
+        server.start()
         yield server
     finally:
         if not reuse:
