@@ -222,7 +222,7 @@ def run_backend(args: argparse.Namespace, backend: str) -> dict[str, Any]:
     print(f"... {backend}: starting Label Studio ({data_dir})", file=sys.stderr, flush=True)
     t0 = time.monotonic()
     url = ls.start(PORTS[backend], data_dir, TOKEN, backend=backend, workers=args.workers,
-                   pg_port=PG_PORT)  # fmt: skip
+                   pg_port=PG_PORT, timeout=1800)  # fmt: skip
     result: dict[str, Any] = {"backend": backend, "start_s": time.monotonic() - t0}
     try:
         if "throughput" in args.parts:

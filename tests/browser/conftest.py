@@ -52,9 +52,13 @@ def point_lstrace(ls_server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", TOKEN)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Debian Chromium driven by Playwright, for the whole session."""
+    """Headless Debian Chromium driven by Playwright, for one test module.
+
+    Not for the session: Playwright's sync API keeps an event loop running on the main
+    thread while it is open, and the live tier's ``asyncio.run()`` (same session under
+    ``pytest -m "live or browser"``) refuses to start inside a running loop."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -71,9 +75,9 @@ def browser() -> Iterator[Any]:
             chromium.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def login_state(browser: Any, ls_server: Server, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Cookies of a session logged in as the server's user, saved once for every test."""
+    """Cookies of a session logged in as the server's user, saved once per test module."""
     context = browser.new_context()
     try:
         LabelStudioPage(context.new_page(), ls_server.url, ARTIFACTS).login(
