@@ -33,18 +33,6 @@ class Person(BaseModel):
     age: int
 
 
-@pytest.fixture
-def openai_stub() -> Any:
-    with OpenAIStub() as stub:
-        yield stub
-
-
-@pytest.fixture
-def anthropic_stub() -> Any:
-    with AnthropicStub() as stub:
-        yield stub
-
-
 def chat(stub: OpenAIStub, **options: Any) -> ChatOpenAI:
     return ChatOpenAI(
         model="gpt-4o-mini", base_url=stub.base_url, api_key="sk-test", max_retries=0, **options
