@@ -192,7 +192,8 @@ def get_weather(city: str) -> str:
 
 def test_create_agent_calls_become_chat_tasks_with_the_tool_turns() -> None:
     """An agent's two model calls (ask for a tool, then answer) are two tasks; the second
-    shows the whole conversation: system, user, the assistant's tool call, the tool result."""
+    shows the whole conversation: system, user, the assistant's tool call, the tool result.
+    Tool-call turns keep their structure beside the readable text."""
     model = scripted(tool_call("get_weather", {"city": "Paris"}), "It is sunny in Paris.")
     agent = create_agent(model, tools=[get_weather], system_prompt="You are a weather bot.")
     with ls_session(project_name="calls: agent", mode="chat", tags=["agent"]):
@@ -206,10 +207,34 @@ def test_create_agent_calls_become_chat_tasks_with_the_tool_turns() -> None:
         {"role": "user", "content": "Weather in Paris?"},
     ]
     assert readback.responses(first) == ['[tool call] get_weather({"city": "Paris"})']
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": {"city": "Paris"}},
+    }
+    assert first["data"]["response_message"] == {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [call],
+    }
     assert second["data"]["prompt"][2:] == [
-        {"role": "assistant", "content": '[tool call] get_weather({"city": "Paris"})'},
-        {"role": "tool", "content": "Sunny in Paris"},
+        {
+            "role": "assistant",
+            "content": '[tool call] get_weather({"city": "Paris"})',
+            "message": {"role": "assistant", "content": "", "tool_calls": [call]},
+        },
+        {
+            "role": "tool",
+            "content": "Sunny in Paris",
+            "message": {
+                "role": "tool",
+                "content": "Sunny in Paris",
+                "tool_call_id": "call_1",
+                "name": "get_weather",
+            },
+        },
     ]
+    assert "response_message" not in second["data"]
     assert readback.responses(second) == ["It is sunny in Paris."]
     assert all(t["data"]["parent_run_id"] for t in tasks)
     assert all("agent" in t["data"]["tags"].split(", ") for t in tasks)

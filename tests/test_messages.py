@@ -86,7 +86,8 @@ def test_anthropic_style_tool_use_blocks_and_legacy_function_calls_are_shown() -
 
 
 def test_dialogue_keeps_order_roles_and_text() -> None:
-    """A conversation becomes the list Label Studio's Paragraphs tag renders, in order."""
+    """A conversation becomes the list Label Studio's Paragraphs tag renders, in order; the
+    tool-call turns also carry their structure (OpenAI layout) for exports."""
     messages = [
         SystemMessage("Always use emojis"),
         HumanMessage("Weather in Paris?"),
@@ -96,8 +97,26 @@ def test_dialogue_keeps_order_roles_and_text() -> None:
     assert to_dialogue(messages) == [
         {"role": "system", "content": "Always use emojis"},
         {"role": "user", "content": "Weather in Paris?"},
-        {"role": "assistant", "content": '[tool call] weather({"city": "Paris"})'},
-        {"role": "tool", "content": "sunny"},
+        {
+            "role": "assistant",
+            "content": '[tool call] weather({"city": "Paris"})',
+            "message": {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {
+                        "id": "c1",
+                        "type": "function",
+                        "function": {"name": "weather", "arguments": {"city": "Paris"}},
+                    }
+                ],
+            },
+        },
+        {
+            "role": "tool",
+            "content": "sunny",
+            "message": {"role": "tool", "content": "sunny", "tool_call_id": "c1", "name": ""},
+        },
     ]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from langchain_core.language_models import FakeListLLM, GenericFakeChatModel
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
 import lstrace
 from lstrace import masking
@@ -36,6 +36,24 @@ def test_mask_applies_to_every_text_that_leaves(lstrace_state: Path) -> None:
     assert task["metadata"] == {"user": "[EMAIL]", "n": 3}
     raw = lstrace_state.read_bytes() + Path(str(lstrace_state) + "-wal").read_bytes()
     assert SECRET.encode() not in raw and EMAIL.encode() not in raw
+
+
+def test_mask_applies_to_tool_calls_and_tool_results(lstrace_state: Path) -> None:
+    """Tool-call arguments and tool results are masked in their structured copies too."""
+    call = AIMessage("", tool_calls=[{"name": "mail", "args": {"to": EMAIL}, "id": "c1"}])
+    model = GenericFakeChatModel(messages=iter([call]))
+    with lstrace.ls_session(mode="chat", mask=masking.default):
+        model.invoke(
+            [HumanMessage("mail me"), call, ToolMessage(f"sent to {EMAIL}", tool_call_id="c1")]
+        )
+    [task] = spooled(lstrace_state, 1)
+    assert task["dialogue"][1]["message"]["tool_calls"][0]["function"]["arguments"] == {
+        "to": "[EMAIL]"
+    }
+    assert task["dialogue"][2]["message"]["content"] == "sent to [EMAIL]"
+    assert task["response_message"]["tool_calls"][0]["function"]["arguments"] == {"to": "[EMAIL]"}
+    raw = lstrace_state.read_bytes() + Path(str(lstrace_state) + "-wal").read_bytes()
+    assert EMAIL.encode() not in raw
 
 
 def test_failing_mask_withholds_text_and_never_breaks_the_call(lstrace_state: Path) -> None:

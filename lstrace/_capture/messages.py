@@ -6,7 +6,14 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, ChatMessage, ChatMessageChunk
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    ChatMessage,
+    ChatMessageChunk,
+    FunctionMessage,
+    ToolMessage,
+)
 
 _ROLES = {
     "human": "user",
@@ -71,9 +78,76 @@ def message_text(message: BaseMessage) -> str:
     return "\n".join(lines)
 
 
-def to_dialogue(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
-    """Messages as ``[{"role": ..., "content": ...}]`` for Label Studio's Paragraphs."""
-    return [{"role": role_of(m), "content": message_text(m)} for m in messages]
+def to_dialogue(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+    """Messages as ``[{"role": ..., "content": ...}]`` for Label Studio's Paragraphs.
+
+    ``content`` is the readable text annotators see (tool calls shown as lines).
+    A turn that makes tool calls, or answers one, also carries ``message``: the
+    same turn in OpenAI's tool-calling layout (see :func:`structured`), which
+    exports use instead of the readable text.
+    """
+    turns: list[dict[str, Any]] = []
+    for m in messages:
+        turn: dict[str, Any] = {"role": role_of(m), "content": message_text(m)}
+        shaped = structured(m)
+        if shaped is not None:
+            turn["message"] = shaped
+        turns.append(turn)
+    return turns
+
+
+def structured(message: BaseMessage) -> dict[str, Any] | None:
+    """The message in OpenAI's tool-calling layout, or None when it has no tool structure.
+
+    An assistant turn gets ``tool_calls`` (``id``, ``type: "function"``,
+    ``function: {name, arguments}``, arguments as a JSON object) and its plain
+    text as ``content``; a tool turn gets ``tool_call_id`` and ``name``.
+    """
+    if isinstance(message, AIMessage):
+        calls = [
+            _call(c.get("id"), c.get("name"), c.get("args"), i)
+            for i, c in enumerate(message.tool_calls)
+        ]
+        legacy = message.additional_kwargs.get("function_call") if not calls else None
+        if legacy:
+            calls = [_call(None, legacy.get("name"), legacy.get("arguments"), 0)]
+        if not calls:
+            return None
+        return {"role": "assistant", "content": plain_text(message.content), "tool_calls": calls}
+    if isinstance(message, ToolMessage):
+        return {
+            "role": "tool",
+            "content": text_of(message.content),
+            "tool_call_id": message.tool_call_id,
+            "name": message.name or "",
+        }
+    if isinstance(message, FunctionMessage):
+        return {"role": "tool", "content": text_of(message.content), "name": message.name}
+    return None
+
+
+def _call(call_id: Any, name: Any, args: Any, index: int) -> dict[str, Any]:
+    if isinstance(args, str):  # legacy function_call: a JSON string
+        try:
+            args = json.loads(args) if args.strip() else {}
+        except ValueError:
+            args = {"_raw": args}
+    return {
+        "id": str(call_id) if call_id else f"call_{index}",
+        "type": "function",
+        "function": {"name": str(name or "?"), "arguments": args if isinstance(args, dict) else {}},
+    }
+
+
+def plain_text(content: Any) -> str:
+    """The message's own text, without the tool-call blocks some providers put in content."""
+    if isinstance(content, list):
+        content = [
+            b
+            for b in content
+            if not (isinstance(b, dict) and b.get("type") in ("tool_use", "tool_call"))
+        ]
+    return text_of(content)
 
 
 def dialogue_as_text(dialogue: Sequence[dict[str, str]]) -> str:

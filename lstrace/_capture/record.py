@@ -18,7 +18,7 @@ from uuid import UUID
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 
-from lstrace._capture.messages import dialogue_as_text, message_text, to_dialogue
+from lstrace._capture.messages import dialogue_as_text, message_text, structured, to_dialogue
 from lstrace._options import Options
 
 
@@ -58,6 +58,7 @@ def to_content(call: CapturedCall) -> dict[str, Any]:
         "prompt": prompt,
         "dialogue": dialogue if dialogue is not None else [{"role": "user", "content": prompt}],
         "responses": responses,
+        "response_message": _response_message(call.response),
         "model": model_name(call),
         "run_type": "llm" if call.messages is None else "chat_model",
         "tags": _tags(call),
@@ -118,6 +119,14 @@ def _responses(result: LLMResult | None) -> list[str]:
         else:
             texts.append(generation.text)
     return texts
+
+
+def _response_message(result: LLMResult | None) -> dict[str, Any] | None:
+    """The first generation's tool structure (OpenAI layout), if it calls tools."""
+    if result is None or not result.generations or not result.generations[0]:
+        return None
+    first = result.generations[0][0]
+    return structured(first.message) if isinstance(first, ChatGeneration) else None
 
 
 def _metadata(call: CapturedCall) -> dict[str, Any]:

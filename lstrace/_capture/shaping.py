@@ -95,11 +95,39 @@ def _map_texts(content: dict[str, Any], fn: Callable[[str], str]) -> dict[str, A
     """A copy of ``content`` with ``fn`` applied to every text that leaves the process."""
     out = dict(content)
     out["prompt"] = fn(content["prompt"])
-    out["dialogue"] = [{**turn, "content": fn(turn["content"])} for turn in content["dialogue"]]
+    out["dialogue"] = [_map_turn(turn, fn) for turn in content["dialogue"]]
     out["responses"] = [fn(text) for text in content["responses"]]
+    if content.get("response_message"):
+        out["response_message"] = map_message(content["response_message"], fn)
     if content.get("error"):
         out["error"] = fn(content["error"])
     out["metadata"] = _map_values(content["metadata"], fn)
+    return out
+
+
+def _map_turn(turn: dict[str, Any], fn: Callable[[str], str]) -> dict[str, Any]:
+    """A dialogue turn with ``fn`` applied to its text and to its tool structure's texts
+    (content, tool-call arguments); roles, ids and tool names are left as they are."""
+    out = {**turn, "content": fn(turn["content"])}
+    if "message" in turn:
+        out["message"] = map_message(turn["message"], fn)
+    return out
+
+
+def map_message(message: dict[str, Any], fn: Callable[[str], str]) -> dict[str, Any]:
+    """An OpenAI-layout message with ``fn`` applied to its content and call arguments."""
+    out = {**message, "content": fn(message.get("content") or "")}
+    if "tool_calls" in message:
+        out["tool_calls"] = [
+            {
+                **c,
+                "function": {
+                    **c["function"],
+                    "arguments": _map_values(c["function"]["arguments"], fn),
+                },
+            }
+            for c in message["tool_calls"]
+        ]
     return out
 
 

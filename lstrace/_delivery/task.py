@@ -24,14 +24,13 @@ def build_task(
     """The import payload (``data`` plus one prediction) for one captured call."""
     prompt: Any
     if target.wants_dialogue:
-        prompt = [
-            {"role": turn["role"], "content": truncate(turn["content"], max_chars)}
-            for turn in content["dialogue"]
-        ]
+        prompt = [_turn(turn, max_chars) for turn in content["dialogue"]]
     else:
         prompt = truncate(content["prompt"] or dialogue_as_text(content["dialogue"]), max_chars)
     data = _columns(content, max_chars)
     data[target.value_key] = prompt
+    if content.get("response_message"):  # the response's tool calls, for exports
+        data["response_message"] = content["response_message"]
     texts = [truncate(t, max_chars) for t in content.get("responses") or []]
     prediction = {
         "model_version": content["model"] or "unknown-model",
@@ -45,6 +44,16 @@ def build_task(
         ],
     }
     return {"data": data, "predictions": [prediction]}
+
+
+def _turn(turn: Mapping[str, Any], max_chars: int) -> dict[str, Any]:
+    """A dialogue turn for Paragraphs: readable ``content``, plus its tool structure."""
+    out: dict[str, Any] = {"role": turn["role"], "content": truncate(turn["content"], max_chars)}
+    if turn.get("message"):
+        message = dict(turn["message"])
+        message["content"] = truncate(message.get("content") or "", max_chars)
+        out["message"] = message
+    return out
 
 
 def _columns(content: Mapping[str, Any], max_chars: int) -> dict[str, Any]:

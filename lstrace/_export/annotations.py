@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lstrace._errors import BadRequest
+from lstrace._export import toolcalls
 from lstrace._labelconfig import PairTarget, target_from_parsed
 
 Policy = Literal["latest", "first", "all"]
 POLICIES: tuple[str, ...] = ("latest", "first", "all")
 
-Prompt = str | list[dict[str, str]]
+Prompt = str | list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ class Review:
     annotator: str
     skipped: bool
     sides: PairSides | None = None  # pairwise projects only
+    # chat mode: the model's response in OpenAI's tool-calling layout, when it called tools
+    original_message: Mapping[str, Any] | None = None
 
     @property
     def final(self) -> str | None:
@@ -215,6 +218,7 @@ def read(
         annotator=_annotator(annotation.get("completed_by"), users),
         skipped=bool(annotation.get("was_cancelled")),
         sides=_sides_of(controls.pair, data, marks.winner) if controls.pair else None,
+        original_message=_mapping_or_none(data.get("response_message")),
     )
 
 
@@ -279,14 +283,12 @@ def prediction_text(predictions: Iterable[Mapping[str, Any]], from_name: str | N
 
 
 def as_prompt(value: Any) -> Prompt | None:
-    """A prompt string, or a list of ``{role, content}`` messages (chat mode)."""
+    """A prompt string, or a list of messages (chat mode): ``{role, content}``, or the
+    tool-calling layout for turns that call tools or answer one."""
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, list) and all(isinstance(m, Mapping) for m in value):
-        return [
-            {"role": str(m.get("role", "user")), "content": str(m.get("content", ""))}
-            for m in value
-        ]
+        return [toolcalls.message(m) for m in value]
     return str(value)
 
 
@@ -348,6 +350,10 @@ def _time(annotation: Mapping[str, Any], key: str) -> dt.datetime:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _mapping_or_none(value: Any) -> Mapping[str, Any] | None:
+    return value if isinstance(value, Mapping) and value else None
 
 
 def _str_or_none(value: Any) -> str | None:

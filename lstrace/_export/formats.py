@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any, Protocol, TextIO
 
+from lstrace._export import toolcalls
 from lstrace._export.annotations import Controls, Prompt, Review
 
 FORMATS: tuple[str, ...] = ("sft", "preference", "ratings")
@@ -63,8 +64,11 @@ def _line(out: TextIO, row: dict[str, Any]) -> None:
     out.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def _assistant(text: str) -> list[dict[str, str]]:
-    return [{"role": "assistant", "content": text}]
+def _assistant(text: str, review: Review | None = None) -> list[dict[str, Any]]:
+    """The assistant turn for ``text``, tool calls structured (see :mod:`toolcalls`)."""
+    if review is None:
+        return [toolcalls.assistant(text)]
+    return [toolcalls.assistant(text, review.original, review.original_message)]
 
 
 class SftWriter:
@@ -83,7 +87,7 @@ class SftWriter:
             self.dropped["empty_response"] += 1
             return 0
         if isinstance(review.prompt, list):
-            _line(self.out, {"messages": [*review.prompt, *_assistant(completion)]})
+            _line(self.out, {"messages": [*review.prompt, *_assistant(completion, review)]})
         else:
             _line(self.out, {"prompt": review.prompt, "completion": completion})
         return 1
@@ -118,7 +122,7 @@ class PreferenceWriter:
             return 0
         written = 0
         if review.edited and review.text and review.original is not None:
-            self._pair(review.prompt, review.text, review.original)
+            self._pair(review.prompt, review.text, review.original, review)
             written = 1
         elif review.chosen is not None and review.rejected is not None:
             # A pick is a judgement even between two identical answers: kept, as picked.
@@ -144,10 +148,16 @@ class PreferenceWriter:
             self.dropped["rated_without_pair"] += self._seq
         return written
 
-    def _pair(self, prompt: Prompt, chosen: str, rejected: str) -> None:
+    def _pair(
+        self, prompt: Prompt, chosen: str, rejected: str, review: Review | None = None
+    ) -> None:
         row: dict[str, Any]
         if isinstance(prompt, list):
-            row = {"prompt": prompt, "chosen": _assistant(chosen), "rejected": _assistant(rejected)}
+            row = {
+                "prompt": prompt,
+                "chosen": _assistant(chosen, review),
+                "rejected": _assistant(rejected, review),
+            }
         else:
             row = {"prompt": prompt, "chosen": chosen, "rejected": rejected}
         _line(self.out, row)
