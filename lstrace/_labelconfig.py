@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from lstrace._errors import ConfigError
 
-Mode = Literal["prompt", "chat", "pairwise"]
-MODES: tuple[str, ...] = ("prompt", "chat", "pairwise")
+Mode = Literal["prompt", "chat", "pairwise", "trace"]
+MODES: tuple[str, ...] = ("prompt", "chat", "pairwise", "trace")
 
 # The configs of LangChain's Label Studio integration, with two fixes found in a real
 # browser: rows="4" makes the response editable in a multi-line box (without it Label
@@ -80,10 +80,34 @@ PAIRWISE_CONFIG = """<View>
 </View>
 </View>"""
 
+# Trace mode: one agent or chain run per task. Community tags only (no Enterprise <Chat>);
+# every captured text is shown by Paragraphs or Text, which render text, never HTML.
+TRACE_CONFIG = """<View>
+<Style>.lst-trace [class*="time--"] { display: none; }</Style>
+<Text name="summary" value="$summary"/>
+<View className="lst-trace">
+  <Paragraphs name="trajectory" value="$trajectory" layout="dialogue"
+              nameKey="who" textKey="text"/>
+</View>
+<Collapse>
+  <Panel value="Tools offered to the model">
+    <Text name="tools_offered" value="$tools_text"/>
+  </Panel>
+</Collapse>
+<Header value="Final answer (edit it to correct it):"/>
+<TextArea name="answer" toName="trajectory" maxSubmissions="1" editable="true"
+          required="true" rows="6"/>
+<Header value="Rate the whole run:"/>
+<Rating name="rating" toName="trajectory"/>
+<Header value="Which step went wrong? (leave empty if none)"/>
+<Choices name="wrong_step" toName="trajectory" value="$step_choices" choice="single"/>
+</View>"""
+
 DEFAULT_CONFIGS: Mapping[str, str] = {
     "prompt": PROMPT_CONFIG,
     "chat": CHAT_CONFIG,
     "pairwise": PAIRWISE_CONFIG,
+    "trace": TRACE_CONFIG,
 }
 
 # Data keys lstrace fills on every task; a custom config may show any of them.
@@ -105,6 +129,17 @@ TASK_DATA_KEYS: frozenset[str] = frozenset(
         "model_a",
         "model_b",
         "run_id_b",
+        # trace tasks
+        "input",
+        "summary",
+        "trajectory",
+        "messages",
+        "tools",
+        "tools_text",
+        "step_choices",
+        "steps",
+        "tools_used",
+        "incomplete",
     }
 )
 
@@ -153,6 +188,8 @@ def default_target(mode: str) -> AnyTarget:
         return PairTarget("preference", "answer_a", "answer_b")
     if mode == "chat":
         return Target("response", "dialogue", "prompt", "Paragraphs")
+    if mode == "trace":
+        return Target("answer", "trajectory", "trajectory", "Paragraphs")
     return Target("response", "prompt", "prompt", "Text")
 
 

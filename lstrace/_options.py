@@ -66,9 +66,11 @@ class TraceOptions(CaptureOptions, total=False):
         project_id: an existing project's id; wins over project_name
             (env ``LABEL_STUDIO_PROJECT_ID``).
         project_config: a custom labeling config (XML) with a TextArea for the response.
-        mode: ``"prompt"`` (default), ``"chat"``, or ``"pairwise"`` (two responses side
+        mode: ``"prompt"`` (default), ``"chat"``, ``"pairwise"`` (two responses side
             by side: the generations of one call, or two calls of one scope that share a
-            prompt, or the metadata value named by ``pair_by``).
+            prompt, or the metadata value named by ``pair_by``), or ``"trace"`` (one task
+            per agent or chain run, or per call of an ``@ls_track`` function: every model
+            call, tool call, subgraph and sub-agent inside it, in order).
         url: Label Studio URL (env ``LABEL_STUDIO_URL``, default ``http://localhost:8080``).
         api_key: legacy token or personal access token (env ``LABEL_STUDIO_API_KEY``).
         pair_by: in pairwise mode, the metadata key whose value groups calls into pairs

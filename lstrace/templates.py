@@ -12,7 +12,7 @@ Every template puts the model's response in an editable ``TextArea`` named
 prompt, and keeps run ids, token counts, latency and metadata in a collapsed
 "Details" panel. Chat templates show the conversation turn by turn, the
 system prompt shaded. :func:`names` lists them, the defaults of the modes
-(``"prompt"``, ``"chat"``, ``"pairwise"``) first. A template is plain XML:
+(``"prompt"``, ``"chat"``, ``"pairwise"``, ``"trace"``) first. A template is plain XML:
 print one, copy it, edit it.
 """
 

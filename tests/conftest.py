@@ -38,6 +38,8 @@ RECORD_TOKEN = os.environ.get("LSTRACE_RECORD_TOKEN", "0123456789abcdef012345678
 # Values that differ on every run; the body matcher compares requests without them.
 _VOLATILE_KEYS = {"run_id", "parent_run_id", "latency_ms", "captured_at"}
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# Timings shown inside trace tasks' texts ("· 12 ms", "· 0.03 s").
+_TIMING = re.compile(r"\b\d+ ms\b|\b\d+\.\d\d s\b")
 
 
 def _normalized(body: Any) -> Any:
@@ -48,7 +50,7 @@ def _normalized(body: Any) -> Any:
     if isinstance(body, list):
         return [_normalized(v) for v in body]
     if isinstance(body, str):
-        return _UUID.sub("<uuid>", body)
+        return _TIMING.sub("<time>", _UUID.sub("<uuid>", body))
     return body
 
 

@@ -20,12 +20,16 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from lstrace import _options
 
 
 class ToolCallingFakeChatModel(GenericFakeChatModel):
-    """A ``GenericFakeChatModel`` that accepts ``bind_tools``; replies are scripted."""
+    """A ``GenericFakeChatModel`` that accepts ``bind_tools``; replies are scripted.
+
+    Like a real chat model, binding passes the tools (in OpenAI's layout) with every
+    call, so they show in the run's ``invocation_params``."""
 
     def bind_tools(
         self,
@@ -34,8 +38,8 @@ class ToolCallingFakeChatModel(GenericFakeChatModel):
         tool_choice: str | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, BaseMessage]:
-        # The script already says which tool to call; binding changes nothing.
-        return self
+        # The script already says which tool to call; the tools only travel along.
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools])
 
 
 def scripted(*replies: AIMessage | str) -> ToolCallingFakeChatModel:

@@ -23,6 +23,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 
 from lstrace._capture import sampling as _sampling
+from lstrace._capture import trace_record as _trace
 from lstrace._capture.record import CapturedCall
 from lstrace._delivery import worker as _worker
 
@@ -196,6 +197,8 @@ class ScopeHandler(BaseCallbackHandler):
         metadata: Mapping[str, Any] | None,
         kwargs: Mapping[str, Any],
     ) -> None:
+        if _trace.claims(run_id, parent_run_id):
+            return  # part of a trace: it becomes a step of that trace's task, not a task
         scope = self.scope
         held = _pending.get(run_id)
         if held is not None and held.rank >= scope.rank:

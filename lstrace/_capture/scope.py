@@ -16,6 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
+from langchain_core.callbacks import BaseCallbackHandler
+
+from lstrace._capture import trace as _trace
 from lstrace._capture.handler import ScopeHandler
 from lstrace._delivery import worker as _worker
 from lstrace._delivery.projects import check_at_entry
@@ -39,11 +42,12 @@ class Scope:
     options: Options
     depth: int
     rank: tuple[int, int] = field(init=False)
-    handler: ScopeHandler = field(init=False)
+    handler: BaseCallbackHandler = field(init=False)
 
     def __post_init__(self) -> None:
         self.rank = (self.depth, next(_seq))
-        self.handler = ScopeHandler(self)
+        trace_mode = self.options.destination.mode == "trace"
+        self.handler = _trace.TraceHandler(self) if trace_mode else ScopeHandler(self)
 
 
 def active() -> Scope | None:
@@ -85,7 +89,10 @@ class _HookVar:
     configures, so this must stay cheap.
     """
 
-    def get(self) -> ScopeHandler | None:
+    def get(self) -> BaseCallbackHandler | None:
+        traced = _trace.current_handler()  # inside an @ls_track trace call: its trace wins
+        if traced is not None:
+            return traced
         scope = _current.get() or _global
         if scope is None or not scope.options.enabled:
             return None

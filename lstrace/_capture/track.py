@@ -17,6 +17,7 @@ from typing import Any, TypeVar, cast, overload
 import wrapt
 from typing_extensions import Unpack
 
+from lstrace._capture import trace as _trace
 from lstrace._capture.scope import Scope, _current, activated, open_scope
 from lstrace._options import ScopeArgs, TraceOptions, make_args
 
@@ -107,14 +108,20 @@ def _decorate(func: F, args: ScopeArgs) -> F:
 def _run_sync(
     args: ScopeArgs, wrapped: Callable[..., Any], a: tuple[Any, ...], kw: dict[str, Any]
 ) -> Any:
-    with activated(open_scope(args)):
+    scope = open_scope(args)
+    with activated(scope):
+        if scope.options.destination.mode == "trace":  # the call is one trace
+            return _trace.call_traced(scope, wrapped, a, kw)
         return wrapped(*a, **kw)
 
 
 async def _run_async(
     args: ScopeArgs, wrapped: Callable[..., Any], a: tuple[Any, ...], kw: dict[str, Any]
 ) -> Any:
-    with activated(open_scope(args)):
+    scope = open_scope(args)
+    with activated(scope):
+        if scope.options.destination.mode == "trace":
+            return await _trace.call_traced_async(scope, wrapped, a, kw)
         return await wrapped(*a, **kw)
 
 

@@ -28,6 +28,7 @@ from lstrace._delivery.projects import Project, ProjectCache
 from lstrace._delivery.spool import Row, Spool
 from lstrace._delivery.stats import Counters
 from lstrace._delivery.task import build_pair_task, build_task
+from lstrace._delivery.trace_task import build_trace_task
 from lstrace._errors import DeliveryFailure, FailureKind
 from lstrace._labelconfig import PairTarget
 from lstrace._options import Destination
@@ -270,7 +271,8 @@ class Sender:
                 )
         else:
             for row in rows:
-                self._add_unit(units, [row], partial(build_task, row.content, target))
+                build = build_trace_task if row.content.get("kind") == "trace" else build_task
+                self._add_unit(units, [row], partial(build, row.content, target))
         return units
 
     def _add_unit(

@@ -16,7 +16,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,18 @@ CREATE UNIQUE INDEX IF NOT EXISTS tasks_dest_run ON tasks (dest, run_id);
 CREATE INDEX IF NOT EXISTS tasks_owner ON tasks (owner, dest, id);
 CREATE TABLE IF NOT EXISTS owners (token TEXT PRIMARY KEY, pid INTEGER NOT NULL,
                                    host TEXT NOT NULL, heartbeat REAL NOT NULL);
+-- Steps of traces whose root has not ended yet (trace mode): a trace's steps become one
+-- task row when its root ends, or when the process that ran it is gone.
+CREATE TABLE IF NOT EXISTS trace_steps (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    dest TEXT NOT NULL,
+    root TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    created REAL NOT NULL,
+    owner TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS trace_steps_root ON trace_steps (dest, root, seq);
 """
 
 
@@ -375,6 +387,82 @@ class Spool:
 
     def count_dead(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM tasks WHERE dead IS NOT NULL")[0][0])
+
+    # -- trace steps (trace mode) ---------------------------------------------------
+
+    def add_steps(self, items: Iterable[tuple[Destination, str, int, dict[str, Any]]]) -> int:
+        """Spool steps of open traces (``dest``, root run id, sequence, content)."""
+        now = time.time()
+        dests: dict[str, Destination] = {}
+        rows = []
+        for dest, root, seq, content in items:
+            dests[dest.key] = dest
+            rows.append((dest.key, root, seq, json.dumps(content), now, self.owner))
+        if not rows:
+            return 0
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO destinations VALUES (?, ?)",
+                [(key, json.dumps(dataclasses.asdict(d))) for key, d in dests.items()],
+            )
+            before = db.total_changes
+            db.executemany(
+                "INSERT OR IGNORE INTO trace_steps (dest, root, seq, body, created, owner)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            return db.total_changes - before
+
+    def close_trace(
+        self,
+        dest: Destination,
+        root: str,
+        build: Callable[[Iterator[tuple[int, str]]], dict[str, Any] | None],
+    ) -> bool:
+        """Turn a trace's steps into its one task row, atomically: ``build`` gets the
+        steps' (size, JSON) in sequence order and returns the task content (None: drop).
+        The steps are deleted either way; returns True when a task row was added."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "SELECT body FROM trace_steps WHERE dest = ? AND root = ? ORDER BY seq",
+                (dest.key, root),
+            )
+            content = build((len(body), body) for (body,) in cursor)
+            db.execute("DELETE FROM trace_steps WHERE dest = ? AND root = ?", (dest.key, root))
+            if content is None:
+                return False
+            db.execute(
+                "INSERT OR IGNORE INTO destinations VALUES (?, ?)",
+                (dest.key, json.dumps(dataclasses.asdict(dest))),
+            )
+            before = db.total_changes
+            db.execute(
+                "INSERT OR IGNORE INTO tasks (dest, run_id, body, created, owner)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (dest.key, root, json.dumps(content), time.time(), self.owner),
+            )
+            return db.total_changes > before
+
+    def open_traces(self) -> list[tuple[Destination, str, str, float]]:
+        """Traces with spooled steps and no task yet: (destination, root, who holds them:
+        ``"mine"``, ``"live"`` (another live process of this spool) or ``"gone"``, the
+        newest step's time)."""
+        rows = self._query(
+            "SELECT d.spec, s.root, MAX(CASE WHEN s.owner = ? THEN 2"
+            " WHEN o.token IS NOT NULL THEN 1 ELSE 0 END), MAX(s.created) FROM trace_steps s"
+            " JOIN destinations d ON d.key = s.dest"
+            " LEFT JOIN owners o ON o.token = s.owner GROUP BY s.dest, s.root",
+            (self.owner,),
+        )
+        holders = ("gone", "live", "mine")
+        return [
+            (Destination(**json.loads(spec)), root, holders[held], newest)
+            for spec, root, held, newest in rows
+        ]
+
+    def count_steps(self) -> int:
+        """Steps of unfinished traces waiting in the spool (every process's)."""
+        return int(self._query("SELECT COUNT(*) FROM trace_steps")[0][0])
 
 
 # Held around every use of SQLite in this process, and by fork() (see below), so no

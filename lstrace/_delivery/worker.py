@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING, Any
 # and a fork() that lands while a thread holds an import lock deadlocks the child.
 from lstrace._capture.record import to_content
 from lstrace._capture.shaping import shape
+from lstrace._capture.trace_record import Step
 from lstrace._client import Connect, open_client
+from lstrace._delivery import traces as _traces
 from lstrace._delivery.sender import Sender
 from lstrace._delivery.spool import Spool, default_path
 from lstrace._delivery.stats import Counters, FlushResult, Stats
@@ -65,7 +67,7 @@ class Worker:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.queue: deque[CapturedCall] = deque()
+        self.queue: deque[CapturedCall | Step] = deque()
         self.counters = Counters()
         self.owner = uuid.uuid4().hex
         self.pid = os.getpid()
@@ -94,7 +96,7 @@ class Worker:
 
     # -- called from user threads ---------------------------------------------------
 
-    def submit(self, call: CapturedCall) -> None:
+    def submit(self, call: CapturedCall | Step) -> None:
         """Hand off a captured call in O(1); the hot path."""
         queue = self.queue
         if len(queue) >= self.settings.max_queue:
@@ -195,6 +197,7 @@ class Worker:
         adopted = self._spool.adopt_orphans()
         if adopted:
             logger.info("lstrace: %d tasks left by an earlier process will be sent", adopted)
+        self.sweep_traces()
         self._sender.reload_backlog()
         self.ready.set()  # the spooler starts now
         last_beat = time.time()
@@ -206,7 +209,7 @@ class Worker:
                 if time.time() - last_beat > 10:
                     last_beat = time.time()
                     self._spool.heartbeat()
-                    if self._spool.adopt_orphans():
+                    if self._spool.adopt_orphans() | self.sweep_traces():
                         self._sender.reload_backlog()
             except Exception:
                 logger.exception("lstrace: the sender hit an unexpected error; it keeps going")
@@ -266,10 +269,28 @@ class Worker:
                 self._in_flight = 0
             self._wake.set()  # the sender decides whether a batch is due
 
-    def _store(self, calls: list[CapturedCall]) -> None:
+    def sweep_traces(self) -> int:
+        """Traces that will not end (their process is gone, or idle too long) become tasks;
+        runs at start and every heartbeat. Returns how many."""
+        spool = self._spool
+        if spool is None:
+            return 0
+        added = _traces.sweep(spool, self.counters)
+        if self._sender is not None:
+            for dest, n in added.items():
+                self._sender.note_spooled(dest, n, time.time())
+        return sum(added.values())
+
+    def _store(self, calls: list[CapturedCall | Step]) -> None:
         assert self._spool is not None
+        steps = [c for c in calls if isinstance(c, Step)]
+        if steps:  # trace mode: steps are spooled as they come, a task when the root ends
+            for dest, n in _traces.store(self._spool, steps, self.counters).items():
+                if self._sender is not None:
+                    self._sender.note_spooled(dest, n, time.time())
         items: list[tuple[Destination, dict[str, Any]]] = []
-        for call in calls:
+        calls_only = [c for c in calls if not isinstance(c, Step)]
+        for call in calls_only:
             try:
                 content = shape(to_content(call), call.options, self.counters)
                 if content is not None:
@@ -278,14 +299,14 @@ class Worker:
                 logger.exception("lstrace: could not convert the call of run %s", call.run_id)
                 self.counters.add("failed")
                 self.counters.add(f"failed:convert:{type(exc).__name__}")
-        self.counters.add("captured", len(calls))
-        added = self._spool.add(items)
+        self.counters.add("captured", len(calls_only))
+        added = self._spool.add(items) if items else 0
         self.counters.add("spooled", added)
         if self._sender is not None:
             for dest, n in Counter(dest for dest, _ in items).items():
                 self._sender.note_spooled(dest, min(n, added), time.time())
 
-    def _overflow(self, call: CapturedCall) -> None:
+    def _overflow(self, call: CapturedCall | Step) -> None:
         """The queue is full: spool this call from the caller's thread rather than drop it."""
         if self._spool is None:
             self.queue.append(call)  # the spool is still opening: the bound is soft for a moment
@@ -330,7 +351,7 @@ def _get() -> Worker:
     return worker
 
 
-def submit(call: CapturedCall) -> None:
+def submit(call: CapturedCall | Step) -> None:
     """Hand a captured call to this process's worker (O(1))."""
     (_worker or _get()).submit(call)
 

@@ -1,0 +1,216 @@
+"""Trace mode's delivery: steps spooled as they happen, one task per trace, exactly once;
+traces that never end are sent as incomplete; memory stays bounded
+(lstrace/_delivery/traces.py, lstrace/_delivery/spool.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain.agents import create_agent
+from langchain_core.language_models import FakeListLLM
+from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableLambda
+from langchain_core.tools import tool
+
+import lstrace
+from lstrace._capture import trace_record
+from lstrace._delivery import traces as _traces
+from lstrace._delivery import worker as _worker
+from lstrace._delivery.trace_task import build_trace_task
+from lstrace._labelconfig import default_target
+from tests import readback
+from tests.fakes import scripted, tool_call
+from tests.spooled import spooled
+from tests.test_trace import weather_agent
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def step_rows(spool: Path) -> int:
+    """Steps of unfinished traces in the spool file."""
+    if not spool.exists():
+        return 0
+    with sqlite3.connect(spool) as db:
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM trace_steps").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+
+
+def wait_for(predicate: Any, what: str, timeout: float = 10.0) -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def test_steps_are_spooled_as_they_happen_and_become_one_row_at_the_end(
+    lstrace_state: Path,
+) -> None:
+    """While the agent runs, its finished steps are already in the spool; when the root
+    ends they become one task row (keyed by the root's run id) and the steps are gone."""
+    seen: list[int] = []
+
+    @tool
+    def weather(city: str) -> str:
+        """Weather for a city."""
+        wait_for(lambda: step_rows(lstrace_state) >= 1, "the first step to be spooled")
+        seen.append(step_rows(lstrace_state))
+        return f"Sunny in {city}"
+
+    model = scripted(tool_call("weather", {"city": "Paris"}), "Sunny.")
+    agent = create_agent(model, tools=[weather])
+    with lstrace.ls_session(project_name="unused", mode="trace"):
+        agent.invoke({"messages": [HumanMessage("Paris?")]})
+    [row] = spooled(lstrace_state, 1)
+    assert seen == [1]
+    assert row["kind"] == "trace" and [s["kind"] for s in row["steps"]] == [
+        "model",
+        "tool",
+        "model",
+    ]
+    assert step_rows(lstrace_state) == 0
+
+
+def test_a_trace_of_a_process_that_died_is_delivered_marked_incomplete(
+    lstrace_state: Path,
+) -> None:
+    """A process killed in the middle of an agent run (os._exit inside a tool) leaves its
+    spooled steps; the next process delivers that trace once, marked incomplete."""
+    child = textwrap.dedent(
+        """
+        import os, lstrace
+        from langchain.agents import create_agent
+        from langchain_core.messages import HumanMessage
+        from langchain_core.tools import tool
+        from tests.fakes import scripted, tool_call
+
+        @tool
+        def crash(city: str) -> str:
+            \"\"\"Dies.\"\"\"
+            lstrace.flush(10)  # the model step is in the spool now
+            os._exit(0)
+
+        model = scripted(tool_call("crash", {"city": "Paris"}), "never")
+        agent = create_agent(model, tools=[crash], system_prompt="You are a weather bot.")
+        with lstrace.ls_session(project_name="trace: died", mode="trace"):
+            agent.invoke({"messages": [HumanMessage("Weather in Paris?")]})
+        """
+    )
+    env = {**os.environ, "LSTRACE_SPOOL_PATH": str(lstrace_state), "PYTHONPATH": str(REPO)}
+    env["LABEL_STUDIO_URL"] = "http://127.0.0.1:9"  # the child never reaches a server
+    subprocess.run([sys.executable, "-c", child], env=env, check=True, timeout=120)
+    assert step_rows(lstrace_state) == 1
+    assert _worker._get().ready.wait(10)  # a new worker adopts what the dead one left
+    [row] = spooled(lstrace_state, 1)
+    assert row["incomplete"] == "the process that ran it ended before the run did"
+    task = build_trace_task(row, default_target("trace"))  # type: ignore[arg-type]
+    assert [t["who"].split(" · ")[0] for t in task["data"]["trajectory"]] == [
+        "system",
+        "user",
+        "1. assistant",
+        "lstrace",
+    ]
+    assert task["data"]["incomplete"] and "INCOMPLETE" in task["data"]["summary"]
+
+
+def test_a_dead_processs_trace_reaches_label_studio_once(lstrace_state: Path) -> None:
+    """The adopted incomplete trace is imported as one task."""
+    body = {
+        "seq": 0,
+        "kind": "model",
+        "run_id": "r1",
+        "parent_run_id": None,
+        "name": "m",
+        "path": [],
+        "latency_ms": 1.0,
+        "captured_at": None,
+        "error": None,
+        "model": "m",
+        "inputs": [{"role": "user", "content": "Hi?", "message": None}],
+        "output": {"role": "assistant", "content": "Hello.", "message": None},
+        "usage": {},
+        "tools": [],
+    }
+    root = "00000000-0000-4000-8000-0000000e0001"
+    dest_spec = {
+        "url": os.environ["LABEL_STUDIO_URL"],
+        "project_id": None,
+        "project_title": "trace: adopted",
+        "label_config": lstrace.templates.get("trace"),
+        "mode": "trace",
+    }
+    from lstrace._options import Destination
+
+    dest = Destination(**dest_spec)
+    with sqlite3.connect(lstrace_state) as db:  # a spool left by a process that is gone
+        from lstrace._delivery.spool import _SCHEMA
+
+        db.executescript(_SCHEMA)
+        db.execute("INSERT INTO destinations VALUES (?, ?)", (dest.key, json.dumps(dest_spec)))
+        db.execute(
+            "INSERT INTO trace_steps (dest, root, seq, body, created, owner) VALUES (?,?,?,?,?,?)",
+            (dest.key, root, 0, json.dumps(body), time.time(), "gone-process"),
+        )
+    assert lstrace.sync(timeout=10).delivered == 1
+    [task] = readback.tasks("trace: adopted")
+    assert task["data"]["run_id"] == root
+    assert readback.responses(task) == ["Hello."]
+    assert lstrace.sync(timeout=5).delivered == 0  # nothing left: sent exactly once
+
+
+def test_a_root_that_never_ends_is_sent_incomplete_after_the_idle_bound(
+    lstrace_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream left half-read: once no step came for TRACE_IDLE_S, the trace is sent as
+    incomplete; what it records afterwards is counted and dropped, never sent twice."""
+    agent = weather_agent(tool_call("get_weather", {"city": "Paris"}), "Sunny in Paris.")
+    with lstrace.ls_session(project_name="unused", mode="trace"):
+        stream = agent.stream({"messages": [HumanMessage("Paris?")]}, stream_mode="updates")
+        next(stream)  # the model asked for the tool; the run goes no further for now
+        wait_for(lambda: step_rows(lstrace_state) == 1, "the model step to be spooled")
+        monkeypatch.setattr(_traces, "TRACE_IDLE_S", 0.0)
+        assert _worker._get().sweep_traces() == 1
+        [row] = spooled(lstrace_state, 1)
+        assert row["incomplete"].startswith("no new step for")
+        list(stream)  # the run finishes after all
+    lstrace.flush(5)
+    stats = lstrace.stats()
+    assert stats.dropped_by_reason == {"trace_late": 3}  # tool, model, end
+    assert step_rows(lstrace_state) == 0
+
+
+def test_thousands_of_steps_stay_bounded_with_visible_markers(
+    lstrace_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chain that calls a model 2,100 times: the first 2,000 steps are recorded, the rest
+    counted and shown as a marker; past the trace's character budget, steps keep their
+    place with their text replaced by a marker."""
+    monkeypatch.setattr(_traces, "TRACE_MAX_CHARS", 200_000)
+    llm = FakeListLLM(responses=["x" * 100])
+
+    def loop(question: str) -> str:
+        return "".join(llm.invoke(f"{question} {i}") for i in range(2_100))[:10]
+
+    with lstrace.ls_session(project_name="unused", mode="trace"):
+        RunnableLambda(loop).invoke("step")
+    [row] = spooled(lstrace_state, 1, timeout=60)
+    assert len(row["steps"]) == trace_record.MAX_TRACE_STEPS
+    assert row["skipped"] == 100
+    omitted = [s for s in row["steps"] if s.get("omitted")]
+    assert 0 < len(omitted) < trace_record.MAX_TRACE_STEPS
+    task = build_trace_task(row, default_target("trace"))
+    texts = [t["text"] for t in task["data"]["trajectory"]]
+    assert any("100 more steps not recorded by lstrace" in t for t in texts)
+    assert any("step omitted by lstrace" in t for t in texts)
+    # each text at most twice (shown, and in messages), plus a fixed cost per step
+    assert len(json.dumps(task)) < 2 * _traces.TRACE_MAX_CHARS + 400 * len(row["steps"])
