@@ -403,7 +403,7 @@ class Spool:
         with self._tx() as db:
             db.executemany(
                 "INSERT OR IGNORE INTO destinations VALUES (?, ?)",
-                [(key, json.dumps(dataclasses.asdict(d))) for key, d in dests.items()],
+                [(key, json.dumps(d.to_spec())) for key, d in dests.items()],
             )
             before = db.total_changes
             db.executemany(
@@ -433,7 +433,7 @@ class Spool:
                 return False
             db.execute(
                 "INSERT OR IGNORE INTO destinations VALUES (?, ?)",
-                (dest.key, json.dumps(dataclasses.asdict(dest))),
+                (dest.key, json.dumps(dest.to_spec())),
             )
             before = db.total_changes
             db.execute(
@@ -456,7 +456,7 @@ class Spool:
         )
         holders = ("gone", "live", "mine")
         return [
-            (Destination(**json.loads(spec)), root, holders[held], newest)
+            (Destination.from_spec(json.loads(spec)), root, holders[held], newest)
             for spec, root, held, newest in rows
         ]
 
