@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from lstrace._errors import BadRequest
-from lstrace._export import toolcalls
+from lstrace._export import toolcalls, traces
 from lstrace._labelconfig import PairTarget, target_from_parsed
 
 Policy = Literal["latest", "first", "all"]
@@ -100,6 +100,9 @@ class Review:
     sides: PairSides | None = None  # pairwise projects only
     # chat mode: the model's response in OpenAI's tool-calling layout, when it called tools
     original_message: Mapping[str, Any] | None = None
+    # trace mode: the tools offered (None for other tasks) and facts for ratings rows
+    tools: list[dict[str, Any]] | None = None
+    trace: Mapping[str, Any] | None = None
 
     @property
     def final(self) -> str | None:
@@ -206,7 +209,11 @@ def read(
         task_id=int(task["id"]),
         run_id=_str_or_none(data.get("run_id")),
         model=_str_or_none(data.get("model")),
-        prompt=as_prompt(data.get(controls.prompt_key)),
+        prompt=(
+            traces.messages(data)
+            if traces.is_trace(data)
+            else as_prompt(data.get(controls.prompt_key))
+        ),
         original=original,
         text=marks.text,
         chosen=marks.pair[0] if marks.pair else None,
@@ -219,6 +226,8 @@ def read(
         skipped=bool(annotation.get("was_cancelled")),
         sides=_sides_of(controls.pair, data, marks.winner) if controls.pair else None,
         original_message=_mapping_or_none(data.get("response_message")),
+        tools=traces.tools(data) if traces.is_trace(data) else None,
+        trace=traces.facts(data) if traces.is_trace(data) else None,
     )
 
 

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any, Protocol, TextIO
 
-from lstrace._export import toolcalls
+from lstrace._export import toolcalls, traces
 from lstrace._export.annotations import Controls, Prompt, Review
 
 FORMATS: tuple[str, ...] = ("sft", "preference", "ratings")
@@ -87,7 +87,10 @@ class SftWriter:
             self.dropped["empty_response"] += 1
             return 0
         if isinstance(review.prompt, list):
-            _line(self.out, {"messages": [*review.prompt, *_assistant(completion, review)]})
+            row: dict[str, Any] = {"messages": [*review.prompt, *_assistant(completion, review)]}
+            if review.tools is not None:  # trace mode: TRL's tool-calling layout
+                row["tools"] = review.tools
+            _line(self.out, row)
         else:
             _line(self.out, {"prompt": review.prompt, "completion": completion})
         return 1
@@ -158,6 +161,8 @@ class PreferenceWriter:
                 "chosen": _assistant(chosen, review),
                 "rejected": _assistant(rejected, review),
             }
+            if review is not None and review.tools is not None:
+                row["tools"] = review.tools
         else:
             row = {"prompt": prompt, "chosen": chosen, "rejected": rejected}
         _line(self.out, row)
@@ -228,7 +233,13 @@ def _rating_row(review: Review) -> dict[str, Any]:
             "texts": review.texts,
         }
     )
+    if review.trace is not None:  # trace mode: steps, tools used, the step marked wrong
+        row.update(_trace_facts(review))
     return row
+
+
+def _trace_facts(review: Review) -> dict[str, Any]:
+    return {**(review.trace or {}), "wrong_step": traces.wrong_step(review.choices)}
 
 
 class RatingsJsonWriter:
