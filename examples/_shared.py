@@ -15,15 +15,17 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
+from langchain_core.utils.function_calling import convert_to_openai_tool
 
 import lstrace
 
 
 class ScriptedChatModel(GenericFakeChatModel):
-    """LangChain's fake chat model, accepting tools: its script says which to call."""
+    """LangChain's fake chat model, accepting tools: its script says which to call; the
+    tools travel with each call, as with a real model, so trace mode lists them."""
 
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ScriptedChatModel:
-        return self
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Any:
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools])
 
 
 def chat_model(*replies: str | AIMessage, **options: Any) -> BaseChatModel:

@@ -29,6 +29,7 @@ EXPECTED = {
     "global_enable": ("lstrace example: enable", 2),
     "async_chain": ("lstrace example: async", 3),
     "agent_with_tool": ("lstrace example: agent", 2),
+    "agent_trace": ("lstrace example: agent trace", 2),
     "streaming": ("lstrace example: streaming", 1),
     "custom_config": ("lstrace example: support chat grading", 3),
     "callback_handler": ("lstrace example: callback handler", 1),
