@@ -5,6 +5,7 @@ loads with ``datasets`` and passes a check of TRL's documented tool-calling form
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -135,4 +136,5 @@ def test_ratings_rows_of_a_trace_project(tmp_path: Path) -> None:
     assert rows[2]["corrected_response"] == "Oslo: sunny, and it is 9:30."
     assert rows[5]["steps"] == 3 and rows[5]["wrong_step"] is None
     assert len(loads_with_datasets(out)) == 2
-    golden("ratings_trace.jsonl", without_task_ids(out.read_text(encoding="utf-8")))
+    stable = re.sub(r'"run_id": "[^"]+"', '"run_id": "<root run id>"', out.read_text("utf-8"))
+    golden("ratings_trace.jsonl", without_task_ids(stable))
