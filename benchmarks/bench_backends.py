@@ -321,9 +321,12 @@ def main() -> int:
     parser.add_argument("--pauses", type=float, nargs="+", default=[0.05, 0.0])
     parser.add_argument("--export-size", type=int, default=5_000)
     args = parser.parse_args()
-    results = [run_backend(args, backend) for backend in args.backends]
+    results = []
+    for backend in args.backends:
+        results.append(run_backend(args, backend))
+        print(json.dumps(results[-1]), file=sys.stderr, flush=True)  # in case a later one fails
+        print("\n".join(tables(results[-1:], args)), file=sys.stderr, flush=True)
     print("\n".join(tables(results, args)))
-    print(json.dumps(results), file=sys.stderr)
     return 0
 
 
