@@ -55,7 +55,7 @@ def server_url(url: str | None = None) -> str:
     return (url or os.environ.get("LABEL_STUDIO_URL") or DEFAULT_URL).rstrip("/")
 
 
-def api_key(key: str | None = None) -> str | None:
+def server_key(key: str | None = None) -> str | None:
     """``key``, else ``LABEL_STUDIO_API_KEY``; None when neither is set."""
     return key or os.environ.get("LABEL_STUDIO_API_KEY") or None
 

@@ -5,6 +5,7 @@ LstraceError                   base of everything lstrace raises at you
 └── ExportError                an ``lstrace`` command or ``export_project`` could not do its
     │                          job; ``exit_code`` is what the command returns
     ├── NothingToExport        1: the project has no annotation left after the filters
+    ├── TasksWaiting           1: ``lstrace sync`` ended with tasks still in the spool
     ├── BadRequest             2: unknown project, unusable label config, bad option value
     ├── ServerUnreachable      3: no connection, timeout, or a server error (5xx)
     └── AuthFailed             4: no API key, or Label Studio refused it
@@ -40,14 +41,21 @@ class ExportError(LstraceError):
     """An ``lstrace`` command failed; the message is one line naming the fix."""
 
     exit_code = 1
-    meaning = "nothing to export / tasks still waiting"
+    meaning = "failed"  # what the exit code means, for ``lstrace --help``
 
 
 class NothingToExport(ExportError):
     """The project has no annotation that passes the filters."""
 
     exit_code = 1
-    meaning = "nothing to export / tasks still waiting"
+    meaning = "nothing to export"
+
+
+class TasksWaiting(ExportError):
+    """``lstrace sync`` could not deliver every task in the time it had."""
+
+    exit_code = 1
+    meaning = "tasks still waiting"
 
 
 class BadRequest(ExportError):
@@ -73,11 +81,21 @@ class AuthFailed(ExportError):
 
 EXIT_OK = 0
 EXIT_INTERNAL = 70  # a bug: the command says so and how to get the traceback
-EXIT_CODES: dict[int, str] = {  # what the ``lstrace`` command's exit codes mean
-    EXIT_OK: "done",
-    **{cls.exit_code: cls.meaning for cls in ExportError.__subclasses__()},
-    EXIT_INTERNAL: "internal error",
-}
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool whose reader left
+
+
+def _exit_codes() -> dict[int, str]:
+    meanings: dict[int, list[str]] = {EXIT_OK: ["done"]}
+    for cls in ExportError.__subclasses__():
+        meanings.setdefault(cls.exit_code, []).append(cls.meaning)
+    meanings[EXIT_INTERNAL] = ["internal error"]
+    meanings[EXIT_INTERRUPTED] = ["interrupted"]
+    meanings[EXIT_PIPE] = ["output closed early"]
+    return {code: " / ".join(words) for code, words in meanings.items()}
+
+
+EXIT_CODES: dict[int, str] = _exit_codes()  # what the ``lstrace`` command's exit codes mean
 
 
 class FailureKind(enum.Enum):

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal, TypedDict, cast
 
+from lstrace import _client
 from lstrace._errors import ConfigError
 from lstrace._labelconfig import (
     DEFAULT_CONFIGS,
@@ -37,7 +38,7 @@ from lstrace._labelconfig import (
 )
 from lstrace._secrets import redact_url
 
-DEFAULT_URL = "http://localhost:8080"
+DEFAULT_URL = _client.DEFAULT_URL
 DEFAULT_PROJECT_NAME = "LangChain-%Y-%m-%d"
 DEFAULT_MAX_FIELD_CHARS = 100_000
 SPEC_VERSION = 1  # the layout of Destination.to_spec(); raise it when a field changes

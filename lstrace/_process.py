@@ -7,6 +7,7 @@ from pathlib import Path
 from typing_extensions import Unpack
 
 from lstrace._capture.scope import set_global
+from lstrace._client import server_key
 from lstrace._delivery import worker as _worker
 from lstrace._delivery.stats import FlushResult, Stats
 from lstrace._options import TraceOptions, make_args
@@ -49,11 +50,7 @@ def sync(
     ``api_key`` (default ``LABEL_STUDIO_API_KEY``) is used for every server found
     in the spool, or only for ``url`` when given. Returns like :func:`flush`.
     """
-    import os
-
-    return _worker.sync(
-        api_key=api_key or os.environ.get("LABEL_STUDIO_API_KEY"), url=url, timeout=timeout
-    )
+    return _worker.sync(api_key=server_key(api_key), url=url, timeout=timeout)
 
 
 def stats() -> Stats:

@@ -1,14 +1,7 @@
 """The ``lstrace`` command: export, sync, status, set-aside, projects.
 
-Exit codes (the same for every command):
-
-- 0: done
-- 1: nothing to export (export), or tasks still waiting in the spool (sync)
-- 2: usage: a bad option, an unknown project, a label config without TextArea
-- 3: Label Studio unreachable (no connection, timeout, server error)
-- 4: no API key, or Label Studio refused it
-- 70: an internal error (a bug: set LSTRACE_DEBUG=1 for the traceback)
-- 141: standard output's reader left early (``| head``); nothing more is printed
+Exit codes (the same for every command) are :data:`lstrace._errors.EXIT_CODES`, derived
+from the exception tree there; ``lstrace --help`` lists them.
 
 Errors print one line on stderr, saying what to fix. The API key is never printed.
 ``LSTRACE_DEBUG=1`` also shows lstrace's log lines (the sender's retries...).
@@ -28,23 +21,23 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from lstrace._client import server_key, server_url
 from lstrace._delivery.spool import SetAside
-from lstrace._errors import AuthFailed, BadRequest, ExportError
+from lstrace._errors import (
+    EXIT_CODES,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PIPE,
+    AuthFailed,
+    BadRequest,
+    ExportError,
+    TasksWaiting,
+)
 from lstrace._export.spoolview import SpoolView, look
 from lstrace._secrets import redact_url
 
-EXIT_OK = 0
-EXIT_EMPTY = 1
-EXIT_USAGE = 2
-EXIT_UNREACHABLE = 3
-EXIT_AUTH = 4
-EXIT_INTERNAL = 70
-EXIT_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool whose reader left
-
-_EPILOG = (
-    "exit codes: 0 done; 1 nothing to export / tasks still waiting; 2 usage or unknown project; "
-    "3 Label Studio unreachable; 4 API key missing or refused; 141 output closed early."
-)
+_EPILOG = "exit codes: " + "; ".join(f"{c} {m}" for c, m in EXIT_CODES.items()) + "."
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,7 +68,7 @@ def _run(argv: Sequence[str] | None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         _error("interrupted.")
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:
         if os.environ.get("LSTRACE_DEBUG"):
             raise
@@ -122,13 +115,15 @@ def _url(value: str) -> str:
     return value.rstrip("/")
 
 
-def _server_options(*, url_default: bool = True) -> argparse.ArgumentParser:
+def _server_options(*, every_server: bool = False) -> argparse.ArgumentParser:
     shared = argparse.ArgumentParser(add_help=False)
     shared.add_argument(
         "--url",
         type=_url,
-        default=os.environ.get("LABEL_STUDIO_URL") if url_default else None,
-        help="Label Studio URL (default: $LABEL_STUDIO_URL, else http://localhost:8080)",
+        default=None,  # server_url(): $LABEL_STUDIO_URL, else http://localhost:8080
+        help="Label Studio URL (default: "
+        + ("every server in the spool" if every_server else "$LABEL_STUDIO_URL")
+        + ", else http://localhost:8080)",
     )
     shared.add_argument(
         "--api-key",
@@ -150,7 +145,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_export(commands)
     sync = commands.add_parser(
         "sync",
-        parents=[_server_options(url_default=False)],
+        parents=[_server_options(every_server=True)],
         help="deliver tasks waiting in the spool",
         description="Deliver the tasks earlier processes left in the spool. With --url, only "
         "those for that server.",
@@ -321,7 +316,7 @@ def run_sync(args: argparse.Namespace) -> int:
     if before.waiting == 0:
         _say(f"lstrace sync: nothing waits in the spool ({before.line()}).")
         return EXIT_OK
-    if not (args.api_key or os.environ.get("LABEL_STUDIO_API_KEY")):
+    if not server_key(args.api_key):
         raise AuthFailed(
             f"{before.waiting} tasks wait in {before.path}, but there is no API key to send "
             "them with: set LABEL_STUDIO_API_KEY or pass --api-key."
@@ -343,15 +338,16 @@ def run_sync(args: argparse.Namespace) -> int:
         _say(f"lstrace sync: delivered {result.delivered} tasks{aside}.")
     where = f"{result.pending} tasks still wait in {result.spool_path}"
     _diagnose(after, args.url, args.api_key, where)
-    _error(f"{where} (delivered {result.delivered}); run `lstrace sync` again with more --timeout.")
-    return EXIT_EMPTY
+    raise TasksWaiting(
+        f"{where} (delivered {result.delivered}); run `lstrace sync` again with more --timeout."
+    )
 
 
 def _diagnose(spool: SpoolView, only_url: str | None, api_key: str | None, where: str) -> None:
     """Raise the reason tasks could not go: a server that cannot be reached, a refused key."""
     from lstrace._export.server import ReadClient
 
-    key = api_key or os.environ.get("LABEL_STUDIO_API_KEY")
+    key = server_key(api_key)
     for stored in dict.fromkeys(u for u, _, _ in spool.by_destination):
         # the spool holds the URL redacted: its credentials can only come from --url
         url = only_url if only_url is not None and redact_url(only_url) == stored else stored
@@ -366,14 +362,13 @@ def run_status(args: argparse.Namespace) -> int:
     """``lstrace status``: the spool, then the server, the key and the projects."""
     from lstrace._delivery.spool import default_path
     from lstrace._export.server import ReadClient
-    from lstrace._options import DEFAULT_URL
 
     spool = look(args.spool or default_path())
     _say(f"spool        {spool.line()}")
     for server, project, count in spool.by_destination:
         _say(f"             {count} for {project} on {server}")
-    url = args.url or DEFAULT_URL
-    client = ReadClient(url, args.api_key or os.environ.get("LABEL_STUDIO_API_KEY"))
+    url = server_url(args.url)
+    client = ReadClient(url, server_key(args.api_key))
     _say(f"Label Studio {redact_url(url)}: reachable, version {client.version()}")
     _say(f"API key      accepted (user {client.whoami()})")
     _say(f"projects     {sum(1 for _ in client.projects())}")
@@ -444,11 +439,8 @@ def _chosen(
 def run_projects(args: argparse.Namespace) -> int:
     """``lstrace projects``: one line per project."""
     from lstrace._export.server import ReadClient
-    from lstrace._options import DEFAULT_URL
 
-    client = ReadClient(
-        args.url or DEFAULT_URL, args.api_key or os.environ.get("LABEL_STUDIO_API_KEY")
-    )
+    client = ReadClient(server_url(args.url), server_key(args.api_key))
     rows: list[dict[str, Any]] = [
         {
             "id": p.id,

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from lstrace._client import server_key, server_url
 from lstrace._errors import (
     AuthFailed,
     BadRequest,
@@ -34,7 +34,6 @@ from lstrace._export.fetch import PAGE_SIZE, annotated_tasks
 from lstrace._export.formats import FORMATS, MAX_PAIRS_PER_PROMPT, Writer, make_writer
 from lstrace._export.output import opened
 from lstrace._export.server import ProjectInfo, ReadClient
-from lstrace._options import DEFAULT_URL
 
 __all__ = [
     "FORMATS",
@@ -106,10 +105,7 @@ def export_project(
         format, output, as_csv, annotator_policy, min_rating, max_pairs_per_prompt
     )
     filters = Filters(annotator_policy, include_skipped, parse_since(since), min_rating)
-    client = ReadClient(
-        url or os.environ.get("LABEL_STUDIO_URL") or DEFAULT_URL,
-        api_key or os.environ.get("LABEL_STUDIO_API_KEY"),
-    )
+    client = ReadClient(server_url(url), server_key(api_key))
     info = client.project(project)
     controls = Controls.from_parsed(info.parsed_config, info.describe())
     users = _annotators(client) if format == "ratings" else {}

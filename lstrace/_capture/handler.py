@@ -212,7 +212,7 @@ class ScopeHandler(BaseCallbackHandler):
             return
         if len(_pending) >= _MAX_PENDING:
             _pending.pop(next(iter(_pending)))
-            _worker.count("abandoned")
+            _worker.count_lost("abandoned")
         _pending[run_id] = CapturedCall(
             options=scope.options,
             run_id=run_id,
@@ -237,6 +237,6 @@ class ScopeHandler(BaseCallbackHandler):
         if options.sample_rate < 1.0:
             root = _sampling.root_of(run_id, parent_run_id)
             if not _sampling.keep(root, options.sample_rate, options.sample_seed):
-                _worker.count("dropped:sampled")
+                _worker.count_lost("sampled")
                 return False
         return True

@@ -29,7 +29,7 @@ def shape(content: dict[str, Any], options: Options, counters: Counters) -> dict
     """Apply the scope's capture options; None means the call is dropped (and counted)."""
     content = _map_texts(content, lambda text: truncate(text, options.max_field_chars))
     if options.filter is not None and not _passes(options.filter, content, counters):
-        counters.add("dropped:filter")
+        counters.lost("filter")
         return None
     if options.mask is not None:
         content = _map_texts(content, _safe_mask(options.mask, counters))
@@ -40,10 +40,10 @@ def shape(content: dict[str, Any], options: Options, counters: Counters) -> dict
             logger.exception(
                 "lstrace: before_send raised; the call is dropped, not sent unredacted"
             )
-            counters.add("dropped:before_send_error")
+            counters.lost("before_send_error")
             return None
         if changed is None:
-            counters.add("dropped:before_send")
+            counters.lost("before_send")
             return None
         content = changed
     return content

@@ -183,7 +183,7 @@ class TraceHandler(BaseCallbackHandler):
         _remember(run_id, trace)  # part of the trace: the other modes leave it alone
         if trace.closed:
             if trace.abandoned and kind != "chain":
-                _worker.count("dropped:trace_late")  # sent as incomplete already
+                _worker.count_lost("trace_late")  # sent as incomplete already
             return
         if kind == "chain" or not trace.kept:
             return
@@ -210,7 +210,7 @@ class TraceHandler(BaseCallbackHandler):
             return None
         kept = _sampling.keep(root, options.sample_rate, options.sample_seed)
         if not kept:
-            _worker.count("dropped:sampled")
+            _worker.count_lost("sampled")
         # An LLM root may already be held by a chat/prompt scope's handler: the trace wins.
         _handler._pending.pop(root, None)
         return Trace(root, options, self.scope.rank, kept, self, name=name or "")
@@ -227,7 +227,7 @@ class TraceHandler(BaseCallbackHandler):
 def _remember(run_id: UUID, trace: Trace) -> None:
     if len(_runs) >= MAX_OPEN_RUNS:
         _runs.pop(next(iter(_runs)))
-        _worker.count("abandoned")
+        _worker.count_lost("abandoned")
     _runs[run_id] = trace
 
 
@@ -246,7 +246,7 @@ def _submit(step: Step, outputs: Any, error: BaseException | None) -> None:
     """A step ended: number it (steps are shown in the order they ended) and hand it off."""
     step.ended_perf = time.perf_counter()
     if step.trace.abandoned:
-        _worker.count("dropped:trace_late")
+        _worker.count_lost("trace_late")
         return
     seq = step.trace.next_seq() if not step.trace.closed else None
     if seq is None:
@@ -261,7 +261,7 @@ def end(
     """The root ended: hand off the ``end`` step, after which the spooler builds the task."""
     if trace.closed:
         if trace.abandoned:
-            _worker.count("dropped:trace_late")
+            _worker.count_lost("trace_late")
         return
     trace.closed = True
     if not trace.kept:

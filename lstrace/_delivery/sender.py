@@ -26,7 +26,7 @@ from typing import Any
 from lstrace._client import Client, Connect, encode_json, open_client
 from lstrace._delivery.projects import Project, ProjectCache
 from lstrace._delivery.spool import Row, Spool
-from lstrace._delivery.stats import Counters
+from lstrace._delivery.stats import Counters, Failed
 from lstrace._delivery.task import build_pair_task, build_task
 from lstrace._delivery.trace_task import build_trace_task
 from lstrace._errors import DeliveryFailure, FailureKind
@@ -282,7 +282,7 @@ class Sender:
             units.append(Unit(rows, encode_json(build())))
         except Exception as exc:
             logger.exception("lstrace: could not build the task for run %s", rows[0].run_id)
-            self._dead(rows, f"build:{type(exc).__name__}")
+            self._dead(rows, "build", type(exc).__name__)
 
     def _already_there(self, client: Client, project: Project, units: Sequence[Unit]) -> set[int]:
         """Rows whose earlier, ambiguous attempt did arrive: forget them instead of re-sending."""
@@ -328,7 +328,8 @@ class Sender:
                     client, project, chunk[half:]
                 )
             if failure.kind is FailureKind.REJECTED:
-                self._dead(chunk[0].rows, failure.reason)
+                status = str(failure.status) if failure.status is not None else None
+                self._dead(chunk[0].rows, "rejected", status)
                 logger.error(
                     "lstrace: task for run %s set aside: %s", chunk[0].rows[0].run_id, failure
                 )
@@ -338,16 +339,17 @@ class Sender:
         self.counters.add("delivered", len(ids))
         return set(ids)
 
-    def _dead(self, rows: Sequence[Row], reason: str) -> None:
-        self.spool.mark_dead([r.id for r in rows], reason)
-        self.counters.add("failed", len(rows))
-        self.counters.add(f"failed:{reason}", len(rows))
+    def _dead(self, rows: Sequence[Row], reason: Failed, detail: str | None = None) -> None:
+        """Set rows aside in the spool (``lstrace set-aside`` lists them), counted as failed."""
+        self.spool.mark_dead(
+            [r.id for r in rows], reason if detail is None else f"{reason}:{detail}"
+        )
+        self.counters.lost(reason, len(rows), detail)
 
     def _failed(self, dest: Destination, rows: Sequence[Row], failure: DeliveryFailure) -> None:
         state = self.backoff.setdefault(dest.key, Backoff())
         state.attempts += 1
         self.counters.add("retried", len(rows))
-        self.counters.add(f"retry:{failure.reason}", 1)
         if failure.kind is FailureKind.NOT_FOUND and dest.project_id is None:
             self.projects.forget(dest)  # the project was deleted: create it again
         if failure.kind is FailureKind.RETRY or (

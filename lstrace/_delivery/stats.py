@@ -6,6 +6,29 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
+
+# Why a captured call did not become a task: the closed set of reasons lstrace counts.
+# Left out on purpose, or by a guard (``Stats.dropped_by_reason``):
+Dropped = Literal[
+    "sampled",  # its trace was sampled out (sample_rate)
+    "filter",  # the filter returned False
+    "before_send",  # before_send returned None
+    "before_send_error",  # before_send raised: dropped rather than sent unredacted
+    "abandoned",  # a run that never ended, forgotten past the pending-runs bound
+    "error",  # a trace that raised, with capture_errors off
+    "trace_late",  # a step of a trace already sent as incomplete
+]
+# Could not be delivered (``Stats.failed``, ``Stats.failed_by_reason``); set aside in the
+# spool when the call got that far:
+Failed = Literal[
+    "convert",  # the captured call could not be turned into task content
+    "build",  # the task could not be built for the project's label config
+    "rejected",  # Label Studio refused the task for good
+    "unpaired",  # a pairwise call that found no partner in time
+]
+Loss = Literal[Dropped, Failed]
+_DROPPED: frozenset[str] = frozenset(get_args(Dropped))
 
 
 @dataclass(frozen=True)
@@ -15,8 +38,12 @@ class Stats:
     ``pending`` counts tasks not yet confirmed by Label Studio (in memory and in
     this process's part of the spool); ``dead`` counts spooled tasks Label
     Studio refused for good, kept for inspection. ``dropped_by_reason`` counts
-    calls left out on purpose (``sampled``, ``filter``, ``before_send``...);
-    ``failed_by_reason`` counts calls that could not be delivered.
+    calls left out on purpose, or by a guard (``sampled``, ``filter``,
+    ``before_send``, ``before_send_error``, ``abandoned``, ``error``,
+    ``trace_late``); ``failed_by_reason``
+    counts calls that could not be delivered (``convert:<error>``, ``build:<error>``,
+    ``rejected:<status>``, ``unpaired``). ``overflowed`` counts calls a caller's
+    thread spooled itself because the queue was full (none is lost).
     """
 
     captured: int
@@ -30,6 +57,7 @@ class Stats:
     filter_failed: int = 0
     failed_by_reason: dict[str, int] = field(default_factory=dict)
     dropped_by_reason: dict[str, int] = field(default_factory=dict)
+    overflowed: int = 0  # calls the caller's thread spooled itself: the queue was full
 
 
 @dataclass(frozen=True)
@@ -55,6 +83,17 @@ class Counters:
     def add(self, name: str, n: int = 1) -> None:
         with self._lock:
             self._counts[name] += n
+
+    def lost(self, reason: Loss, n: int = 1, detail: str | None = None) -> None:
+        """Count ``n`` calls lost for ``reason`` (``detail``: a status or an error's name,
+        shown as ``reason:detail`` in ``Stats``); the one way every loss is counted."""
+        key = reason if detail is None else f"{reason}:{detail}"
+        with self._lock:
+            if reason in _DROPPED:
+                self._counts[f"dropped:{key}"] += n
+            else:
+                self._counts["failed"] += n
+                self._counts[f"failed:{key}"] += n
 
     def get(self, name: str) -> int:
         return self._counts[name]

@@ -40,15 +40,14 @@ def store(spool: Spool, steps: Sequence[Step], counters: Counters) -> dict[Desti
     waiting: list[tuple[Destination, str, int, dict[str, Any]]] = []
     for step in steps:
         if step.trace.abandoned:
-            counters.add("dropped:trace_late")  # the trace was already sent as incomplete
+            counters.lost("trace_late")  # the trace was already sent as incomplete
             continue
         dest, root = step.options.destination, str(step.trace.root)
         try:
             content = shape_step(step_content(step), step.options, counters)
         except Exception as exc:
             logger.exception("lstrace: could not convert a step of trace %s", root)
-            counters.add("failed")
-            counters.add(f"failed:convert:{type(exc).__name__}")
+            counters.lost("convert", detail=type(exc).__name__)
             continue
         if step.kind != "end":
             waiting.append((dest, root, step.seq, content))
@@ -131,7 +130,7 @@ def _stub(step: dict[str, Any]) -> dict[str, Any]:
 def _decide(content: dict[str, Any], options: Options, counters: Counters) -> dict[str, Any] | None:
     """capture_errors, ``filter`` (sees the trace as one call) and ``before_send``."""
     if content.get("error") and not options.capture_errors:
-        counters.add("dropped:error")
+        counters.lost("error")
         return None
     if options.filter is not None:
         try:
@@ -141,7 +140,7 @@ def _decide(content: dict[str, Any], options: Options, counters: Counters) -> di
             counters.add("filter_failed")
             keep = True
         if not keep:
-            counters.add("dropped:filter")
+            counters.lost("filter")
             return None
     if options.before_send is not None:
         try:
@@ -150,10 +149,10 @@ def _decide(content: dict[str, Any], options: Options, counters: Counters) -> di
             logger.exception(
                 "lstrace: before_send raised; the trace is dropped, not sent unredacted"
             )
-            counters.add("dropped:before_send_error")
+            counters.lost("before_send_error")
             return None
         if changed is None:
-            counters.add("dropped:before_send")
+            counters.lost("before_send")
         return changed
     return content
 

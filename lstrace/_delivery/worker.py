@@ -32,7 +32,7 @@ from lstrace._client import Connect, open_client
 from lstrace._delivery import traces as _traces
 from lstrace._delivery.sender import Sender
 from lstrace._delivery.spool import Spool, default_path
-from lstrace._delivery.stats import Counters, FlushResult, Stats
+from lstrace._delivery.stats import Counters, FlushResult, Loss, Stats
 from lstrace._secrets import Access, redact_url
 
 if TYPE_CHECKING:
@@ -159,6 +159,7 @@ class Worker:
             filter_failed=c.get("filter_failed"),
             failed_by_reason=c.by_prefix("failed:"),
             dropped_by_reason=c.by_prefix("dropped:"),
+            overflowed=c.get("overflowed"),
         )
 
     def stop(self, timeout: float) -> None:
@@ -297,8 +298,7 @@ class Worker:
                     items.append((call.options.destination, content))
             except Exception as exc:
                 logger.exception("lstrace: could not convert the call of run %s", call.run_id)
-                self.counters.add("failed")
-                self.counters.add(f"failed:convert:{type(exc).__name__}")
+                self.counters.lost("convert", detail=type(exc).__name__)
         self.counters.add("captured", len(calls_only))
         added = self._spool.add(items) if items else 0
         self.counters.add("spooled", added)
@@ -356,8 +356,9 @@ def submit(call: CapturedCall | Step) -> None:
     (_worker or _get()).submit(call)
 
 
-def count(name: str, n: int = 1) -> None:
-    _get().counters.add(name, n)
+def count_lost(reason: Loss, n: int = 1) -> None:
+    """Count calls lost before they reached the worker (sampled out, abandoned runs)."""
+    _get().counters.lost(reason, n)
 
 
 def prepare(options: Options) -> None:
