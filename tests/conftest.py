@@ -105,7 +105,7 @@ def _vcr() -> vcr.VCR:
 def lstrace_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Every test starts with no scope, no worker, its own spool and the recording server's env."""
     _worker.reset()
-    _handler._pending.clear()
+    _handler.reset()
     _scope._global = None
     monkeypatch.setenv("LABEL_STUDIO_URL", RECORD_URL)
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", RECORD_TOKEN)
@@ -115,7 +115,7 @@ def lstrace_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     lstrace.configure(spool_path=spool, flush_interval=3600, batch_size=1000)
     yield spool
     _worker.reset()
-    _handler._pending.clear()
+    _handler.reset()
     _scope._global = None
 
 

@@ -4,17 +4,21 @@ and the model's own exceptions reach the caller unchanged."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import FakeListLLM, GenericFakeChatModel
 
 import lstrace
 from lstrace import ls_session
 from lstrace._capture import handler as _handler
+from lstrace._capture import sampling as _sampling
 from lstrace._delivery import worker as _worker
 from tests import readback
 
@@ -56,7 +60,59 @@ def test_a_failing_capture_hook_never_reaches_the_caller(
         assert chat.invoke("chat call").content == "chat still answered"
     assert f"could not capture the {where}" in caplog.text
     assert lstrace.stats().captured == 0
+    assert lstrace.stats().dropped_by_reason == {"capture_error": 2}  # lost, and counted
     assert not _handler._pending  # nothing left behind
+
+
+class _BrokenTable(dict[Any, Any]):
+    """A pending-runs table whose every read and write fails."""
+
+    get = pop = __setitem__ = __contains__ = __len__ = broken
+
+
+def _call_with_placeholders(method: Any) -> None:
+    """Call a callback with ``None`` for each positional parameter and a fresh run id."""
+    positional = [
+        p
+        for p in inspect.signature(method).parameters.values()
+        if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    ]
+    method(*[None] * len(positional), run_id=uuid.uuid4(), parent_run_id=uuid.uuid4())
+
+
+def test_every_callback_is_guarded(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each callback the handler implements (LLM, chat, chain, tool, retriever: start, end,
+    error) swallows an internal failure; a traceback is logged the first time for each kind
+    of callback, not on every call."""
+    monkeypatch.setattr(_handler, "_pending", _BrokenTable())
+    monkeypatch.setattr(_sampling, "note", broken)
+    monkeypatch.setattr(_sampling, "forget", broken)
+    with ls_session(project_name="handler: guarded") as scope:
+        handler = scope.handler
+    callbacks = sorted(
+        name
+        for name in vars(_handler.ScopeHandler)
+        if name.startswith("on_") and hasattr(BaseCallbackHandler, name)
+    )
+    assert len(callbacks) == 13, callbacks  # start/end/error of llm, chain, tool, retriever
+
+    def tracebacks() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.name == "lstrace" and r.levelno >= logging.ERROR]
+
+    for name in callbacks:
+        before = len(tracebacks())
+        _call_with_placeholders(getattr(handler, name))
+        logged = tracebacks()[before:]
+        assert len(logged) <= 1, name
+        assert all(r.exc_info and "lstrace bug injected" in str(r.exc_info[1]) for r in logged)
+    first_round = len(tracebacks())
+    assert first_round >= 6  # at least: LLM start, chat start, end, error; link, unlink
+    for _ in range(2):
+        for name in callbacks:
+            _call_with_placeholders(getattr(handler, name))
+    assert len(tracebacks()) == first_round
 
 
 def test_the_models_own_exception_reaches_the_caller_unchanged() -> None:

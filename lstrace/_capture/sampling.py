@@ -10,6 +10,7 @@ samples (otherwise they ask LangChain not to send those events at all).
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 from uuid import UUID
 
@@ -47,3 +48,12 @@ def keep(root: UUID, rate: float, seed: int | str | None) -> bool:
     salt = _PROCESS_SALT if seed is None else str(seed)
     digest = hashlib.blake2b(f"{salt}:{root}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64 < rate
+
+
+def reset() -> None:
+    """Forget the parent links (after fork: their runs belong to the parent's threads)."""
+    _parents.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=reset)

@@ -16,6 +16,7 @@ Dropped = Literal[
     "before_send",  # before_send returned None
     "before_send_error",  # before_send raised: dropped rather than sent unredacted
     "abandoned",  # a run that never ended, forgotten past the pending-runs bound
+    "capture_error",  # lstrace's own callback failed (logged): the call was not captured
     "error",  # a trace that raised, with capture_errors off
     "trace_late",  # a step of a trace already sent as incomplete
 ]
@@ -39,7 +40,7 @@ class Stats:
     this process's part of the spool); ``dead`` counts spooled tasks Label
     Studio refused for good, kept for inspection. ``dropped_by_reason`` counts
     calls left out on purpose, or by a guard (``sampled``, ``filter``,
-    ``before_send``, ``before_send_error``, ``abandoned``, ``error``,
+    ``before_send``, ``before_send_error``, ``abandoned``, ``capture_error``, ``error``,
     ``trace_late``); ``failed_by_reason``
     counts calls that could not be delivered (``convert:<error>``, ``build:<error>``,
     ``rejected:<status>``, ``unpaired``). ``overflowed`` counts calls a caller's

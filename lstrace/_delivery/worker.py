@@ -488,9 +488,6 @@ def _after_fork_in_child() -> None:
     global _worker, _lock
     _worker = None  # the parent's thread and queue did not survive the fork: start afresh
     _lock = threading.Lock()
-    from lstrace._capture import handler as _handler
-
-    _handler._pending.clear()
 
 
 atexit.register(_at_exit)
