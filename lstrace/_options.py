@@ -102,7 +102,12 @@ class TraceOptions(CaptureOptions, total=False):
 
 @dataclass(frozen=True)
 class CallInfo:
-    """What a ``filter`` sees of a captured call."""
+    """What a ``filter`` sees of a captured call.
+
+    ``model`` is the model that answered (the provider's snapshot name when the response
+    says, e.g. ``gpt-4o-mini-2024-07-18``), ``requested_model`` the name the app asked
+    for; ``tags`` and ``metadata`` are the task's, without LangChain's bookkeeping.
+    """
 
     model: str
     run_type: str  # "llm" or "chat_model"
@@ -111,6 +116,7 @@ class CallInfo:
     tags: list[str]
     metadata: dict[str, Any]
     error: str | None
+    requested_model: str = ""
 
 
 # -- checks: each takes the value given and the name to report, returns the value to keep --

@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypedDict
 
 from langchain.agents import create_agent
@@ -25,6 +26,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate, PromptTemplate
 from langchain_core.runnables import RunnableParallel
+from langchain_core.runnables.config import ContextThreadPoolExecutor
 from langchain_core.tools import tool
 from langgraph.graph import END, START, StateGraph
 
@@ -295,6 +297,31 @@ def test_raw_thread_has_no_scope_unless_wrapped_with_with_scope() -> None:
     readback.flushed(1)
     assert lstrace.stats().captured == 1
     assert set(readback.by_prompt("calls: raw thread")) == {"wrapped thread"}
+
+
+def test_a_thread_pool_made_inside_a_scope_has_no_scope_unless_wrapped() -> None:
+    """concurrent.futures workers start with an empty context, like raw threads: calls
+    submitted as they are are not captured, nor counted (lstrace never sees them; see the
+    README). with_scope around the function, or LangChain's ContextThreadPoolExecutor,
+    carries the scope in."""
+    llm = FakeListLLM(responses=["ok"])
+    with ls_session(project_name="calls: thread pool"):
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            assert list(pool.map(llm.invoke, ["lost 1", "lost 2"])) == ["ok", "ok"]
+            list(pool.map(lstrace.with_scope(llm.invoke), ["with_scope 1", "with_scope 2"]))
+            pool.submit(lstrace.with_scope(llm.invoke), "with_scope submit").result()
+        with ContextThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(llm.invoke, ["context pool 1", "context pool 2"]))
+    readback.flushed(5)
+    stats = lstrace.stats()
+    assert (stats.captured, stats.dropped_by_reason) == (5, {})
+    assert set(readback.by_prompt("calls: thread pool")) == {
+        "with_scope 1",
+        "with_scope 2",
+        "with_scope submit",
+        "context pool 1",
+        "context pool 2",
+    }
 
 
 def test_raw_thread_is_captured_by_enable() -> None:

@@ -1,4 +1,7 @@
-"""A captured call becomes plain, JSON-ready content (lstrace/_capture/record.py). No HTTP."""
+"""A captured call becomes plain, JSON-ready content (lstrace/_capture/record.py).
+
+No Label Studio; the real provider SDKs talk to local stubs (tests/providers/stubs.py).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,17 @@ import json
 import uuid
 from typing import Any
 
+import pytest
+from langchain_anthropic import ChatAnthropic
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, Generation, LLMResult
+from langchain_openai import ChatOpenAI
 
+from lstrace import ls_session
 from lstrace._capture.record import CapturedCall, model_name, to_content
+from lstrace._delivery import worker as _worker
 from lstrace._options import make_args, resolve
+from tests.providers.stubs import AnthropicStub, Choices, OpenAIStub
 
 RUN = uuid.UUID("00000000-0000-4000-8000-000000000001")
 PARENT = uuid.UUID("00000000-0000-4000-8000-000000000002")
@@ -121,3 +130,110 @@ def test_model_name_falls_back_in_order_and_is_never_empty() -> None:
     assert model_name(call(metadata={}, invocation_params={})) == "MyChatModel"
     bare = call(metadata={}, invocation_params={}, serialized=None, name=None)
     assert model_name(bare) == "unknown-model"
+
+
+def test_langchain_bookkeeping_stays_out_of_tags_and_metadata() -> None:
+    """LangChain's step tags and LangGraph's run metadata are dropped; what the user set
+    (scope and run tags and metadata) stays, and so does LangGraph's thread_id."""
+    graph_run = call(
+        tags=["seq:step:1", "graph:step:3", "mine"],
+        metadata={
+            "user": "ana",
+            "thread_id": "t1",
+            "langgraph_step": 1,
+            "langgraph_node": "agent",
+            "langgraph_triggers": ("branch:to:agent",),
+            "langgraph_path": ("__pregel_pull", "agent"),
+            "langgraph_checkpoint_ns": "agent:0388e389",
+            "checkpoint_ns": "agent:0388e389",
+            "ls_provider": "openai",
+            "lc_versions": {"langchain-core": "1.0"},
+        },
+    )
+    content = to_content(graph_run)
+    assert content["tags"] == ["scope-tag", "mine"]
+    assert content["metadata"] == {"team": "qa", "user": "ana", "thread_id": "t1"}
+    options = resolve(make_args(project_name="U", tags=["seq:step:9"]), None)
+    assert to_content(call(options=options, tags=[]))["tags"] == ["seq:step:9"]  # the user's
+
+
+def _chat_result(*messages: AIMessage, llm_output: dict[str, Any] | None = None) -> LLMResult:
+    return LLMResult(
+        generations=[[ChatGeneration(message=m) for m in messages]], llm_output=llm_output
+    )
+
+
+def test_n_generations_carrying_the_whole_calls_usage_are_not_added_up() -> None:
+    """With n=2 every generation carries the call's whole usage_metadata (that is how
+    langchain-openai fills it): the call's usage is counted once."""
+    usage = {"input_tokens": 11, "output_tokens": 22, "total_tokens": 33}
+    two = _chat_result(AIMessage("a", usage_metadata=usage), AIMessage("b", usage_metadata=usage))
+    assert to_content(call(response=two))["usage"] == {
+        "prompt_tokens": 11,
+        "completion_tokens": 22,
+        "total_tokens": 33,
+    }
+
+
+def test_the_model_that_answered_and_the_one_requested_are_both_kept() -> None:
+    """``model`` is the snapshot the provider says answered (OpenAI's response_metadata
+    model_name, Anthropic's model, or llm_output's model_name when several generations
+    leave response_metadata bare); ``requested_model`` is the name the app asked for."""
+    openai = _chat_result(
+        AIMessage("x", response_metadata={"model_name": "gpt-4o-mini-2024-07-18"})
+    )
+    anthropic = _chat_result(
+        AIMessage("x", response_metadata={"model": "claude-3-5-haiku-20241022"})
+    )
+    n_two = _chat_result(
+        AIMessage("a"), AIMessage("b"), llm_output={"model_name": "gpt-4o-2024-08-06"}
+    )
+    for response, served in [
+        (openai, "gpt-4o-mini-2024-07-18"),
+        (anthropic, "claude-3-5-haiku-20241022"),
+        (n_two, "gpt-4o-2024-08-06"),
+        (_chat_result(AIMessage("unknown")), "gpt-x"),
+    ]:
+        content = to_content(call(response=response))
+        assert (content["model"], content["requested_model"]) == (served, "gpt-x")
+    failed = to_content(call(response=None, error=RuntimeError("boom")))
+    assert (failed["model"], failed["requested_model"]) == ("gpt-x", "gpt-x")
+
+
+def test_real_provider_sdks_give_the_served_model_and_the_calls_usage_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """langchain-openai (n=2, streaming with usage) and langchain-anthropic, against local
+    stubs: the content has the served snapshot as ``model``, the requested name as
+    ``requested_model``, and the usage the provider reported for the whole call."""
+    captured: list[CapturedCall] = []
+    monkeypatch.setattr(_worker, "submit", captured.append)
+    with OpenAIStub() as openai, AnthropicStub() as anthropic:
+        openai.script(Choices("one two", "three"), "streamed answer")
+        anthropic.script("Hello!")
+        gpt = ChatOpenAI(
+            model="gpt-4o-mini", base_url=openai.base_url, api_key="sk-test", max_retries=0
+        )
+        claude = ChatAnthropic(
+            model="claude-3-5-haiku-latest",  # type: ignore[call-arg]
+            base_url=anthropic.base_url,
+            api_key="sk-ant-test",  # type: ignore[arg-type]
+            max_retries=0,
+        )
+        with ls_session(project_name="record: providers"):
+            gpt.bind(n=2).invoke("count")
+            list(gpt.stream("stream", stream_usage=True))
+            claude.invoke("hi")
+        exchanges = [*openai.exchanges, *anthropic.exchanges]
+    assert len(captured) == len(exchanges) == 3
+    for exchange, content in zip(exchanges, map(to_content, captured), strict=True):
+        assert content["model"] == exchange.served_model != exchange.requested_model
+        assert content["requested_model"] == exchange.requested_model
+        usage = exchange.usage
+        prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+        completion = usage.get("completion_tokens", usage.get("output_tokens"))
+        assert (content["usage"]["prompt_tokens"], content["usage"]["completion_tokens"]) == (
+            prompt,
+            completion,
+        )
+    assert to_content(captured[0])["responses"] == ["one two", "three"]

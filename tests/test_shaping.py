@@ -80,7 +80,8 @@ def test_mask_returning_non_text_is_a_failure(lstrace_state: Path) -> None:
 
 
 def test_filter_keeps_or_drops_by_call_info(lstrace_state: Path) -> None:
-    """The filter sees model, run type, tags, metadata and prompt; False drops and counts."""
+    """The filter sees model (answered and requested), run type, tags, metadata and prompt;
+    False drops and counts."""
     seen: list[lstrace.CallInfo] = []
 
     def only_questions(call: lstrace.CallInfo) -> bool:
@@ -95,9 +96,9 @@ def test_filter_keeps_or_drops_by_call_info(lstrace_state: Path) -> None:
     stats = settle(3)
     assert [t["prompt"] for t in spooled(lstrace_state, 2)] == ["why?", "how?"]
     assert stats.dropped_by_reason == {"filter": 1}
-    assert {(c.model, c.run_type, tuple(c.tags), c.metadata["k"]) for c in seen} == {
-        ("FakeListLLM", "llm", ("t1",), "v")
-    }
+    assert {
+        (c.model, c.requested_model, c.run_type, tuple(c.tags), c.metadata["k"]) for c in seen
+    } == {("FakeListLLM", "FakeListLLM", "llm", ("t1",), "v")}
 
 
 def test_failing_filter_keeps_the_call(lstrace_state: Path) -> None:

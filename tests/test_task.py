@@ -20,7 +20,8 @@ def content(**changes: Any) -> dict[str, Any]:
             {"role": "user", "content": "Tell me a joke"},
         ],
         "responses": ["Why did the 🐔 cross the road?"],
-        "model": "gpt-fake",
+        "model": "gpt-fake-2026-01-01",
+        "requested_model": "gpt-fake",
         "run_type": "chat_model",
         "tags": ["eval", "v2"],
         "metadata": {"user": "ana", "attempt": 2},
@@ -38,7 +39,7 @@ def test_prompt_mode_task_has_the_prompt_text_and_the_response_as_prediction() -
     assert task["data"]["prompt"] == "system: Use emojis\n\nuser: Tell me a joke"
     assert task["predictions"] == [
         {
-            "model_version": "gpt-fake",
+            "model_version": "gpt-fake-2026-01-01",
             "result": [
                 {
                     "from_name": "response",
@@ -66,7 +67,8 @@ def test_every_task_carries_run_model_tags_metadata_usage_and_latency() -> None:
     data = build_task(content(), default_target("prompt"))["data"]
     assert data["run_id"] == "0b7c2f6e-1111-4222-8333-944445555666"
     assert data["parent_run_id"] == "0b7c2f6e-0000-4222-8333-944445555666"
-    assert data["model"] == "gpt-fake"
+    assert data["model"] == "gpt-fake-2026-01-01"  # the model that answered
+    assert data["requested_model"] == "gpt-fake"
     assert data["tags"] == "eval, v2"
     assert json.loads(data["metadata"]) == {"user": "ana", "attempt": 2}
     assert (data["prompt_tokens"], data["completion_tokens"], data["total_tokens"]) == (12, 8, 20)
@@ -120,3 +122,36 @@ def test_long_texts_are_cut_with_a_visible_marker() -> None:
     )
     assert task["data"]["prompt"].endswith("30 characters removed ...]")
     assert task["predictions"][0]["result"][0]["value"]["text"][0].startswith("x" * 20 + "\n")
+
+
+def test_chat_tasks_show_the_last_user_message_as_plain_text() -> None:
+    """A chat task has ``last_user_message``, the text of the conversation's last user turn
+    (the Data Manager shows the whole conversation as raw JSON); prompt tasks do not."""
+    dialogue = [
+        {"role": "system", "content": "Use emojis"},
+        {"role": "user", "content": "Tell me a joke"},
+        {"role": "assistant", "content": "Why..."},
+        {"role": "user", "content": "Another one"},
+        {"role": "tool", "content": "{}"},
+    ]
+    chat = build_task(content(dialogue=dialogue), default_target("chat"))["data"]
+    assert chat["last_user_message"] == "Another one"
+    no_user = build_task(content(dialogue=dialogue[:1]), default_target("chat"))["data"]
+    assert no_user["last_user_message"] == ""
+    assert "last_user_message" not in build_task(content(), default_target("prompt"))["data"]
+    long = build_task(
+        content(dialogue=[{"role": "user", "content": "x" * 50}]),
+        default_target("chat"),
+        max_chars=10,
+    )["data"]
+    assert long["last_user_message"] == truncate("x" * 50, 10)
+
+
+def test_content_spooled_before_requested_model_existed_still_builds() -> None:
+    """Rows spooled by an earlier version have no requested_model: it is the model then."""
+    old = content()
+    del old["requested_model"]
+    assert (
+        build_task(old, default_target("prompt"))["data"]["requested_model"]
+        == "gpt-fake-2026-01-01"
+    )

@@ -52,6 +52,7 @@ def to_content(call: CapturedCall) -> dict[str, Any]:
     prompt = call.prompt if call.prompt is not None else dialogue_as_text(dialogue or [])
     responses = _responses(call.response)
     metadata = _metadata(call)
+    requested = model_name(call)
     return {
         "run_id": str(call.run_id),
         "parent_run_id": str(call.parent_run_id) if call.parent_run_id else None,
@@ -59,7 +60,8 @@ def to_content(call: CapturedCall) -> dict[str, Any]:
         "dialogue": dialogue if dialogue is not None else [{"role": "user", "content": prompt}],
         "responses": responses,
         "response_message": _response_message(call.response),
-        "model": model_name(call),
+        "model": served_model(call.response) or requested,
+        "requested_model": requested,
         "run_type": "llm" if call.messages is None else "chat_model",
         "tags": _tags(call),
         "metadata": metadata,
@@ -72,7 +74,7 @@ def to_content(call: CapturedCall) -> dict[str, Any]:
 
 
 def model_name(call: CapturedCall) -> str:
-    """The model's name; falls back to the model class, never empty."""
+    """The name of the model the app asked for; falls back to the model class, never empty."""
     meta = call.metadata or {}
     params = call.invocation_params or {}
     for value in (
@@ -89,6 +91,34 @@ def model_name(call: CapturedCall) -> str:
     return call.name or params.get("_type") or "unknown-model"
 
 
+def served_model(result: LLMResult | None) -> str | None:
+    """The model the provider says answered (a snapshot such as ``gpt-4o-mini-2024-07-18``),
+    or None when the response does not say.
+
+    Chat models put it in the message's ``response_metadata`` (``model_name``:
+    langchain-openai, recent langchain-anthropic; ``model``: Anthropic's own field, Ollama);
+    LangChain copies ``llm_output`` there only for a single generation, so with ``n=2`` it
+    is read from ``llm_output`` (langchain-openai's chat ``model_name`` is the served one;
+    its completions model reports the requested name there, which changes nothing).
+    """
+    if result is None:
+        return None
+    for generation in result.generations[0][:1] if result.generations else []:
+        if isinstance(generation, ChatGeneration):
+            found = _model_in(generation.message.response_metadata)
+            if found:
+                return found
+    return _model_in(result.llm_output)
+
+
+def _model_in(meta: Mapping[str, Any] | None) -> str | None:
+    for key in ("model_name", "model"):
+        value = (meta or {}).get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
 def _pair_group(
     call: CapturedCall, prompt: str, responses: list[str], metadata: dict[str, Any]
 ) -> str | None:
@@ -102,8 +132,15 @@ def _pair_group(
     return f"{os.getpid()}:{call.rank[1]}:{hash(key):x}"
 
 
+# LangChain's and LangGraph's bookkeeping, not the user's: kept out of the task's columns.
+_BOOKKEEPING_TAGS = ("seq:step:", "graph:step:")
+_BOOKKEEPING_KEYS = ("ls_", "lc_", "langgraph_")  # prefixes; LangGraph's thread_id stays
+_BOOKKEEPING_NAMES = frozenset({"checkpoint_ns"})
+
+
 def _tags(call: CapturedCall) -> list[str]:
-    tags = dict.fromkeys((*call.options.tags, *(call.tags or ())))
+    run_tags = (t for t in call.tags or () if not t.startswith(_BOOKKEEPING_TAGS))
+    tags = dict.fromkeys((*call.options.tags, *run_tags))  # the scope's tags always stay
     if call.error is not None:
         tags["error"] = None
     return list(tags)
@@ -132,7 +169,7 @@ def _response_message(result: LLMResult | None) -> dict[str, Any] | None:
 def _metadata(call: CapturedCall) -> dict[str, Any]:
     merged = {**call.options.metadata}
     for key, value in (call.metadata or {}).items():
-        if not key.startswith(("ls_", "lc_")):  # LangChain's own bookkeeping, not the user's
+        if not key.startswith(_BOOKKEEPING_KEYS) and key not in _BOOKKEEPING_NAMES:
             merged.setdefault(key, value)
     return {str(k): _jsonable(v) for k, v in merged.items()}
 
@@ -155,6 +192,9 @@ def _usage(result: LLMResult | None) -> dict[str, int]:
     if result is None:
         return {}
     usage: dict[str, int] = {}
+    # The first generation that has usage_metadata: with n > 1 every generation carries the
+    # whole call's usage (langchain-openai fills each from the one response), so adding
+    # them up would count the call n times.
     for generation in result.generations[0] if result.generations else []:
         meta = getattr(getattr(generation, "message", None), "usage_metadata", None)
         if meta:
@@ -163,7 +203,8 @@ def _usage(result: LLMResult | None) -> dict[str, int]:
                 ("completion_tokens", "output_tokens"),
                 ("total_tokens", "total_tokens"),
             ):
-                usage[ours] = usage.get(ours, 0) + int(meta.get(theirs, 0))
+                usage[ours] = int(meta.get(theirs, 0))
+            break
     if not usage:
         token_usage = (result.llm_output or {}).get("token_usage") or {}
         for key in ("prompt_tokens", "completion_tokens", "total_tokens"):

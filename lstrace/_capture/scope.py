@@ -2,8 +2,11 @@
 
 The active scope lives in a ContextVar, so it follows asyncio tasks and
 LangChain's own thread pools (they copy the context). ``enable()`` sets a
-process-wide fallback scope. A raw ``threading.Thread`` starts with an empty
-context: wrap its target with :func:`lstrace.with_scope` to carry the scope in.
+process-wide fallback scope. A raw ``threading.Thread``, and a
+``concurrent.futures.ThreadPoolExecutor`` the app makes, start with an empty
+context: wrap the function with :func:`lstrace.with_scope` to carry the scope
+in. lstrace cannot count calls lost that way: with no scope where a call runs,
+no handler is attached to it, so lstrace never sees it.
 """
 
 from __future__ import annotations
@@ -102,9 +105,14 @@ class _HookVar:
 def with_scope(fn: Callable[P, R]) -> Callable[P, R]:
     """Wrap ``fn`` to run in the current context (and so the current lstrace scope).
 
-    Use it for raw threads, which start with an empty context::
+    Use it for raw threads and ``concurrent.futures`` pools, whose threads start with an
+    empty context (calls made there are otherwise not captured, nor counted)::
 
         threading.Thread(target=lstrace.with_scope(work)).start()
+        pool.submit(lstrace.with_scope(work), item)
+
+    Each call runs in a fresh copy of the context taken now, so one wrapped function can
+    run in several threads at once.
     """
     ctx = contextvars.copy_context()
 

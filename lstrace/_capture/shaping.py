@@ -58,6 +58,7 @@ def call_info(content: dict[str, Any]) -> CallInfo:
         tags=content["tags"],
         metadata=content["metadata"],
         error=content["error"],
+        requested_model=content.get("requested_model") or content["model"],
     )
 
 

@@ -8,7 +8,7 @@ tokens, latency, tags...) show as Data Manager columns.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lstrace._capture.messages import dialogue_as_text
@@ -28,6 +28,8 @@ def build_task(
     else:
         prompt = truncate(content["prompt"] or dialogue_as_text(content["dialogue"]), max_chars)
     data = _columns(content, max_chars)
+    if target.wants_dialogue:  # the Data Manager shows a dialogue as raw JSON: add its gist
+        data["last_user_message"] = truncate(_last_user_message(content["dialogue"]), max_chars)
     data[target.value_key] = prompt
     if content.get("response_message"):  # the response's tool calls, for exports
         data["response_message"] = content["response_message"]
@@ -61,7 +63,8 @@ def _columns(content: Mapping[str, Any], max_chars: int) -> dict[str, Any]:
     usage = content.get("usage") or {}
     data: dict[str, Any] = {
         "run_id": content["run_id"],
-        "model": content["model"],
+        "model": content["model"],  # the model that answered, else the one requested
+        "requested_model": content.get("requested_model") or content["model"],  # older rows
         "tags": ", ".join(content.get("tags") or []),
         "metadata": truncate(
             json.dumps(content.get("metadata") or {}, ensure_ascii=False), max_chars
@@ -76,6 +79,13 @@ def _columns(content: Mapping[str, Any], max_chars: int) -> dict[str, Any]:
     if content.get("error"):
         data["error"] = truncate(content["error"], max_chars)
     return data
+
+
+def _last_user_message(dialogue: Sequence[Mapping[str, str]]) -> str:
+    for turn in reversed(dialogue):
+        if turn["role"] == "user":
+            return turn["content"]
+    return ""
 
 
 def truncate(text: str, max_chars: int) -> str:
