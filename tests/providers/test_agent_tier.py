@@ -77,11 +77,6 @@ def test_agent_calls_become_tasks(
         assert json.loads(task.data["metadata"]).get("thread_id") == "t-1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 9.5: LangChain's seq:step/graph:step tags and langgraph_* metadata are "
-    "copied into the task columns",
-)
 def test_no_langgraph_bookkeeping_in_columns(
     label_studio: Server, openai_stub: OpenAIStub, title: str
 ) -> None:

@@ -82,11 +82,6 @@ def test_text_and_tool_use(
     assert_usage(task, exchange)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 9.4: data.model and model_version are the requested name, not the served "
-    "model from the response metadata; no data.requested_model column",
-)
 def test_model_is_the_one_that_answered(
     label_studio: Server, anthropic_stub: AnthropicStub, title: str
 ) -> None:
