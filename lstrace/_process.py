@@ -6,8 +6,13 @@ from pathlib import Path
 
 from typing_extensions import Unpack
 
+from lstrace._capture import handler as _handler
+from lstrace._capture import sampling as _sampling
+from lstrace._capture import scope as _scope
+from lstrace._capture import trace_record as _trace_record
 from lstrace._capture.scope import set_global
 from lstrace._client import server_key
+from lstrace._delivery import projects as _projects
 from lstrace._delivery import worker as _worker
 from lstrace._delivery.stats import FlushResult, Stats
 from lstrace._options import TraceOptions, make_args
@@ -90,3 +95,16 @@ def configure(
         max_backoff=max_backoff,
         shutdown_timeout=shutdown_timeout,
     )
+
+
+def reset() -> None:
+    """Forget every piece of per-process state, as in a fresh process (the test suite's
+    reset). Each module resets its own: the worker (stopped without sending, its keys
+    and settings), the ``enable()`` scope, pending runs, sampling's parent links, open
+    traces and the project checks made at scope entry."""
+    _worker.reset()
+    _scope.reset()
+    _handler.reset()
+    _sampling.reset()
+    _trace_record.reset()
+    _projects.reset()

@@ -23,9 +23,7 @@ import pytest
 import vcr
 
 import lstrace
-from lstrace._capture import handler as _handler
-from lstrace._capture import scope as _scope
-from lstrace._delivery import worker as _worker
+from lstrace import _process
 from tests.providers.stubs import is_stub_request
 from tests.servers import Server, session_server
 
@@ -104,9 +102,7 @@ def _vcr() -> vcr.VCR:
 @pytest.fixture(autouse=True)
 def lstrace_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Every test starts with no scope, no worker, its own spool and the recording server's env."""
-    _worker.reset()
-    _handler.reset()
-    _scope._global = None
+    _process.reset()
     monkeypatch.setenv("LABEL_STUDIO_URL", RECORD_URL)
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", RECORD_TOKEN)
     monkeypatch.delenv("LABEL_STUDIO_PROJECT_ID", raising=False)
@@ -114,9 +110,7 @@ def lstrace_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     # Long batching windows: a test's tasks go out in one import, at flush(), as recorded.
     lstrace.configure(spool_path=spool, flush_interval=3600, batch_size=1000)
     yield spool
-    _worker.reset()
-    _handler.reset()
-    _scope._global = None
+    _process.reset()
 
 
 @pytest.fixture(autouse=True)

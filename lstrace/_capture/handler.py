@@ -325,6 +325,11 @@ class ScopeHandler(BaseCallbackHandler):
         return True
 
 
+def forget(run_id: UUID) -> None:
+    """Drop a pending run without capturing it (a trace scope took the run over)."""
+    _pending.pop(run_id, None)
+
+
 def reset() -> None:
     """Forget pending runs and which failures were reported (after fork, and for tests)."""
     _pending.clear()

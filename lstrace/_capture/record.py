@@ -171,10 +171,10 @@ def _metadata(call: CapturedCall) -> dict[str, Any]:
     for key, value in (call.metadata or {}).items():
         if not key.startswith(_BOOKKEEPING_KEYS) and key not in _BOOKKEEPING_NAMES:
             merged.setdefault(key, value)
-    return {str(k): _jsonable(v) for k, v in merged.items()}
+    return {str(k): jsonable(v) for k, v in merged.items()}
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """The value if JSON can hold it; else the same with what it cannot hold as strings."""
     if value is None or isinstance(value, str | int | float | bool):
         return value

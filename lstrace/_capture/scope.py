@@ -68,14 +68,24 @@ def open_scope(args: ScopeArgs, *, depth: int | None = None) -> Scope:
     return scope
 
 
+def enter(scope: Scope) -> contextvars.Token[Scope | None]:
+    """Make ``scope`` the active one in this context until :func:`leave` gets the token."""
+    return _current.set(scope)
+
+
+def leave(token: contextvars.Token[Scope | None]) -> None:
+    """Restore the scope that was active before the :func:`enter` that gave ``token``."""
+    _current.reset(token)
+
+
 @contextmanager
 def activated(scope: Scope) -> Iterator[Scope]:
     """Make ``scope`` the active one for the duration of the block."""
-    token = _current.set(scope)
+    token = enter(scope)
     try:
         yield scope
     finally:
-        _current.reset(token)
+        leave(token)
 
 
 def set_global(args: ScopeArgs | None) -> None:
@@ -83,6 +93,14 @@ def set_global(args: ScopeArgs | None) -> None:
     global _global
     with _lock:
         _global = open_scope(args, depth=0) if args is not None else None
+
+
+def reset() -> None:
+    """Remove the ``enable()`` scope (tests). A forked child keeps it, as it keeps the
+    parent's configuration: gunicorn workers capture like the app that forked them."""
+    global _global
+    with _lock:
+        _global = None
 
 
 class _HookVar:

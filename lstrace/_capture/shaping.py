@@ -32,7 +32,7 @@ def shape(content: dict[str, Any], options: Options, counters: Counters) -> dict
         counters.lost("filter")
         return None
     if options.mask is not None:
-        content = _map_texts(content, _safe_mask(options.mask, counters))
+        content = _map_texts(content, safe_mask(options.mask, counters))
     if options.before_send is not None:
         try:
             changed = options.before_send(content)
@@ -73,7 +73,7 @@ def _passes(
         return True
 
 
-def _safe_mask(mask: Callable[[str], str], counters: Counters) -> Callable[[str], str]:
+def safe_mask(mask: Callable[[str], str], counters: Counters) -> Callable[[str], str]:
     def apply(text: str) -> str:
         try:
             result = mask(text)
@@ -102,7 +102,7 @@ def _map_texts(content: dict[str, Any], fn: Callable[[str], str]) -> dict[str, A
         out["response_message"] = map_message(content["response_message"], fn)
     if content.get("error"):
         out["error"] = fn(content["error"])
-    out["metadata"] = _map_values(content["metadata"], fn)
+    out["metadata"] = map_values(content["metadata"], fn)
     return out
 
 
@@ -124,7 +124,7 @@ def map_message(message: dict[str, Any], fn: Callable[[str], str]) -> dict[str, 
                 **c,
                 "function": {
                     **c["function"],
-                    "arguments": _map_values(c["function"]["arguments"], fn),
+                    "arguments": map_values(c["function"]["arguments"], fn),
                 },
             }
             for c in message["tool_calls"]
@@ -132,11 +132,11 @@ def map_message(message: dict[str, Any], fn: Callable[[str], str]) -> dict[str, 
     return out
 
 
-def _map_values(value: Any, fn: Callable[[str], str]) -> Any:
+def map_values(value: Any, fn: Callable[[str], str]) -> Any:
     if isinstance(value, str):
         return fn(value)
     if isinstance(value, dict):
-        return {k: _map_values(v, fn) for k, v in value.items()}
+        return {k: map_values(v, fn) for k, v in value.items()}
     if isinstance(value, list):
-        return [_map_values(v, fn) for v in value]
+        return [map_values(v, fn) for v in value]
     return value

@@ -16,7 +16,6 @@ of the root hands off an ``end`` step, and the spooler builds the one task (see
 from __future__ import annotations
 
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -32,9 +31,9 @@ from lstrace._capture.trace_record import (
     MAX_TRACE_STEPS,
     Step,
     Trace,
-    _current,
-    _open,
-    _runs,
+    current,
+    open_steps,
+    runs,
 )
 from lstrace._delivery import worker as _worker
 
@@ -48,7 +47,7 @@ MAX_OPEN_RUNS = 100_000  # a leak guard: runs that never end are forgotten past 
 
 def current_handler() -> BaseCallbackHandler | None:
     """The handler of the ``@ls_track`` trace running in this context, if any."""
-    held = _current.get()
+    held = current.get()
     return held[0].handler if held is not None else None
 
 
@@ -168,13 +167,13 @@ class TraceHandler(BaseCallbackHandler):
         inputs: Any,
         serialized: Any,
     ) -> None:
-        if run_id in _runs:
-            self._deeper_scope_takes_over(_runs[run_id], run_id)
+        if run_id in runs:
+            self._deeper_scope_takes_over(runs[run_id], run_id)
             return  # another handler on this run already recorded its start
-        held = _current.get()
+        held = current.get()
         if parent_run_id is None and held is not None:
             parent_run_id = held[1]  # a LangChain root inside an @ls_track trace call
-        trace = _runs.get(parent_run_id) if parent_run_id is not None else None
+        trace = runs.get(parent_run_id) if parent_run_id is not None else None
         if trace is None:
             trace = self._new_trace(run_id, kwargs.get("name") or _serialized_name(serialized))
             if trace is None:
@@ -187,7 +186,7 @@ class TraceHandler(BaseCallbackHandler):
             return
         if kind == "chain" or not trace.kept:
             return
-        _open[run_id] = Step(
+        open_steps[run_id] = Step(
             trace=trace,
             seq=-1,  # numbered when it ends: a step shows after the steps nested in it
             kind=kind,
@@ -212,7 +211,7 @@ class TraceHandler(BaseCallbackHandler):
         if not kept:
             _worker.count_lost("sampled")
         # An LLM root may already be held by a chat/prompt scope's handler: the trace wins.
-        _handler._pending.pop(root, None)
+        _handler.forget(root)
         return Trace(root, options, self.scope.rank, kept, self, name=name or "")
 
     def _deeper_scope_takes_over(self, trace: Trace, run_id: UUID) -> None:
@@ -225,17 +224,17 @@ class TraceHandler(BaseCallbackHandler):
 
 
 def _remember(run_id: UUID, trace: Trace) -> None:
-    if len(_runs) >= MAX_OPEN_RUNS:
-        _runs.pop(next(iter(_runs)))
+    if len(runs) >= MAX_OPEN_RUNS:
+        runs.pop(next(iter(runs)))
         _worker.count_lost("abandoned")
-    _runs[run_id] = trace
+    runs[run_id] = trace
 
 
 def _end_run(run_id: UUID, outputs: Any, error: BaseException | None) -> None:
-    trace = _runs.pop(run_id, None)
+    trace = runs.pop(run_id, None)
     if trace is None:
         return
-    step = _open.pop(run_id, None)
+    step = open_steps.pop(run_id, None)
     if step is not None:
         _submit(step, outputs, error)
     if run_id == trace.root:
@@ -295,14 +294,14 @@ def call_traced(
     started = _begin_call(scope, fn, args, kwargs)
     if started is None:
         return fn(*args, **kwargs)
-    token = _current.set(started[:2])
+    token = current.set(started[:2])
     try:
         result = fn(*args, **kwargs)
     except BaseException as exc:
-        _current.reset(token)
+        current.reset(token)
         _finish_call(started, None, exc)
         raise
-    _current.reset(token)
+    current.reset(token)
     _finish_call(started, result, None)
     return result
 
@@ -314,14 +313,14 @@ async def call_traced_async(
     started = _begin_call(scope, fn, args, kwargs)
     if started is None:
         return await fn(*args, **kwargs)
-    token = _current.set(started[:2])
+    token = current.set(started[:2])
     try:
         result = await fn(*args, **kwargs)
     except BaseException as exc:
-        _current.reset(token)
+        current.reset(token)
         _finish_call(started, None, exc)
         raise
-    _current.reset(token)
+    current.reset(token)
     _finish_call(started, result, None)
     return result
 
@@ -334,7 +333,7 @@ def _begin_call(
         run_id = uuid.uuid4()
         inputs = _arguments(args, kwargs)
         parent = _enclosing_run()
-        trace = _runs.get(parent) if parent is not None else None
+        trace = runs.get(parent) if parent is not None else None
         if trace is None:
             handler = scope.handler
             if not isinstance(handler, TraceHandler):
@@ -372,7 +371,7 @@ def _finish_call(
 ) -> None:
     try:
         trace, run_id, step = started
-        _runs.pop(run_id, None)
+        runs.pop(run_id, None)
         if step is not None:
             _submit(step, result, error)
         elif run_id == trace.root:
@@ -383,11 +382,11 @@ def _finish_call(
 
 def _enclosing_run() -> UUID | None:
     """The LangChain run (or traced call) this code runs inside, if any."""
-    held = _current.get()
+    held = current.get()
     config = var_child_runnable_config.get() or {}
     manager = config.get("callbacks")
     parent = getattr(manager, "parent_run_id", None)
-    if isinstance(parent, UUID) and parent in _runs:
+    if isinstance(parent, UUID) and parent in runs:
         return parent
     return held[1] if held is not None else None
 
@@ -408,12 +407,3 @@ def _serialized_name(serialized: Any) -> str | None:
         return name
     ids = serialized.get("id") or []
     return ids[-1] if ids and isinstance(ids[-1], str) else None
-
-
-def _after_fork_in_child() -> None:
-    _runs.clear()
-    _open.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

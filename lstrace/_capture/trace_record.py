@@ -13,6 +13,7 @@ import contextvars
 import datetime as _dt
 import itertools
 import json
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,8 +27,8 @@ from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from lstrace._capture.messages import message_text, role_of, structured, text_of
-from lstrace._capture.record import _jsonable
-from lstrace._capture.shaping import _map_values
+from lstrace._capture.record import jsonable
+from lstrace._capture.shaping import map_values
 from lstrace._options import Options
 
 MAX_TRACE_STEPS = 2_000  # steps recorded per trace; later ones are counted, shown as a marker
@@ -91,29 +92,39 @@ class Step:
 
 
 # Runs of open traces (started, not ended) -> their trace; open steps by run id.
-_runs: dict[UUID, Trace] = {}
-_open: dict[UUID, Step] = {}
+runs: dict[UUID, Trace] = {}
+open_steps: dict[UUID, Step] = {}
 # Inside an @ls_track(mode="trace") call: its trace and the run id standing for the call.
-_current: contextvars.ContextVar[tuple[Trace, UUID] | None] = contextvars.ContextVar(
+current: contextvars.ContextVar[tuple[Trace, UUID] | None] = contextvars.ContextVar(
     "lstrace_trace", default=None
 )
 
 
+def reset() -> None:
+    """Forget every open trace: in tests, and in a forked child (they are the parent's)."""
+    runs.clear()
+    open_steps.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=reset)
+
+
 def claims(run_id: UUID, parent_run_id: UUID | None) -> bool:
     """True when this run belongs to a trace (the other modes leave it alone)."""
-    if run_id in _runs or (parent_run_id is not None and parent_run_id in _runs):
+    if run_id in runs or (parent_run_id is not None and parent_run_id in runs):
         return True
-    return parent_run_id is None and _current.get() is not None
+    return parent_run_id is None and current.get() is not None
 
 
 def open_traces() -> frozenset[str]:
     """Root run ids of the traces open in this process (read by the spooler's sweep)."""
-    return frozenset(str(t.root) for t in set(_runs.values()) if not t.closed)
+    return frozenset(str(t.root) for t in set(runs.values()) if not t.closed)
 
 
 def abandon(root: str) -> None:
     """The trace of ``root`` was sent as incomplete: what it still records is dropped."""
-    for trace in set(_runs.values()):
+    for trace in set(runs.values()):
         if str(trace.root) == root:
             trace.closed = trace.abandoned = True
 
@@ -207,7 +218,7 @@ def _end(step: Step) -> dict[str, Any]:
         "input": value_text(_user_input(step.inputs)),
         "output": final_answer(step.outputs),
         "tags": list(dict.fromkeys((*trace.options.tags, *(step.tags or ())))),
-        "metadata": {str(k): _jsonable(v) for k, v in trace.options.metadata.items()},
+        "metadata": {str(k): jsonable(v) for k, v in trace.options.metadata.items()},
         "recorded": trace.recorded,
         "skipped": trace.skipped,
         "incomplete": step.incomplete,
@@ -278,7 +289,7 @@ def _tool_spec(tool: Any) -> dict[str, Any]:
     except Exception:
         name = getattr(tool, "name", None) or (tool.get("name") if isinstance(tool, dict) else None)
         spec = {"type": "function", "function": {"name": str(name or tool), "parameters": {}}}
-    return _jsonable(dict(spec))  # type: ignore[no-any-return]
+    return jsonable(dict(spec))  # type: ignore[no-any-return]
 
 
 def _model_name(step: Step) -> str:
@@ -340,7 +351,7 @@ def _when(timestamp: float) -> str:
 def map_step_texts(content: dict[str, Any], fn: Callable[[str], str]) -> dict[str, Any]:
     """A copy of a step's content with ``fn`` applied to every text that leaves the process."""
     return {
-        key: (value if key in _IDENTIFIERS else _map_values(value, fn))
+        key: (value if key in _IDENTIFIERS else map_values(value, fn))
         for key, value in content.items()
     }
 

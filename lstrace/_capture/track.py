@@ -18,7 +18,7 @@ import wrapt
 from typing_extensions import Unpack
 
 from lstrace._capture import trace as _trace
-from lstrace._capture.scope import Scope, _current, activated, open_scope
+from lstrace._capture.scope import Scope, activated, enter, leave, open_scope
 from lstrace._options import ScopeArgs, TraceOptions, make_args
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,7 +38,7 @@ class ls_session:
 
     def __enter__(self) -> Scope:
         scope = open_scope(self._args)
-        self._tokens.append(_current.set(scope))
+        self._tokens.append(enter(scope))
         return scope
 
     def __exit__(
@@ -47,7 +47,7 @@ class ls_session:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        _current.reset(self._tokens.pop())
+        leave(self._tokens.pop())
 
     async def __aenter__(self) -> Scope:
         return self.__enter__()

@@ -177,6 +177,6 @@ def _ask_at_entry(dest: Destination, url: str, api_key: str) -> str | None:
     return config_problem(dest, parsed)
 
 
-def reset_entry_checks() -> None:
+def reset() -> None:
     """Forget the entry checks (tests)."""
     _entry_checks.clear()

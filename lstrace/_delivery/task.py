@@ -27,7 +27,7 @@ def build_task(
         prompt = [_turn(turn, max_chars) for turn in content["dialogue"]]
     else:
         prompt = truncate(content["prompt"] or dialogue_as_text(content["dialogue"]), max_chars)
-    data = _columns(content, max_chars)
+    data = columns(content, max_chars)
     if target.wants_dialogue:  # the Data Manager shows a dialogue as raw JSON: add its gist
         data["last_user_message"] = truncate(_last_user_message(content["dialogue"]), max_chars)
     data[target.value_key] = prompt
@@ -58,7 +58,7 @@ def _turn(turn: Mapping[str, Any], max_chars: int) -> dict[str, Any]:
     return out
 
 
-def _columns(content: Mapping[str, Any], max_chars: int) -> dict[str, Any]:
+def columns(content: Mapping[str, Any], max_chars: int) -> dict[str, Any]:
     """The flat data keys every task carries: Data Manager columns."""
     usage = content.get("usage") or {}
     data: dict[str, Any] = {
@@ -117,7 +117,7 @@ def build_pair_task(
         models = [first["model"], second["model"]]
         run_id_b = second["run_id"]
     data = {
-        **_columns(first, max_chars),
+        **columns(first, max_chars),
         "model_a": models[0],
         "model_b": models[1],
         "run_id_b": run_id_b,

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lstrace._capture.trace_record import MAX_TRACE_STEPS
-from lstrace._delivery.task import _columns
+from lstrace._delivery.task import columns
 from lstrace._labelconfig import Target
 
 SKIPPED = "[... {n} more steps not recorded by lstrace (at most {limit:,} per trace) ...]"
@@ -46,7 +46,7 @@ def build_trace_task(content: Mapping[str, Any], target: Target) -> dict[str, An
     tools = _tools(content.get("steps") or [])
     user_input = content.get("input") or view.first_user or ""
     data = {
-        **_columns({**content, "prompt": user_input}, 10**9),
+        **columns({**content, "prompt": user_input}, 10**9),
         "prompt": user_input,
         "input": user_input,
         "summary": _summary(content, view, tools),

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from lstrace._capture import trace_record as _trace
-from lstrace._capture.shaping import _safe_mask
+from lstrace._capture.shaping import safe_mask
 from lstrace._capture.trace_record import Step, map_step_texts, step_content
 from lstrace._delivery.spool import Spool
 from lstrace._delivery.stats import Counters
@@ -66,7 +66,7 @@ def shape_step(content: dict[str, Any], options: Options, counters: Counters) ->
     """Truncation, then the mask, applied to every text of one step."""
     content = map_step_texts(content, lambda text: truncate(text, options.max_field_chars))
     if options.mask is not None:
-        content = map_step_texts(content, _safe_mask(options.mask, counters))
+        content = map_step_texts(content, safe_mask(options.mask, counters))
     return content
 
 

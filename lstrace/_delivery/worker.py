@@ -464,9 +464,6 @@ def reset() -> None:
             worker._spool.close()
     _keys.clear()
     _settings = Settings()
-    from lstrace._delivery.projects import reset_entry_checks
-
-    reset_entry_checks()
 
 
 def _at_exit() -> None:
