@@ -80,7 +80,6 @@ class Backlog:
 class Backoff:
     attempts: int = 0
     next_at: float = 0.0
-    held: bool = False  # a configuration failure, not a transient one
 
 
 class Sender:
@@ -196,11 +195,6 @@ class Sender:
             state = self.backoff.get(entry.dest.key)
             times.append(max(due, state.next_at) if state is not None else due)
         return min(times) if times else None
-
-    def waiting(self) -> int:
-        """Rows this process still has to deliver, as the backlog counts them."""
-        with self._backlog_lock:
-            return sum(entry.count for entry in self._backlog.values())
 
     def deliver(self, *, now: float, flush_interval: float, flushing: bool) -> int:
         """Send what is due; returns how many calls were confirmed."""
@@ -360,7 +354,6 @@ class Sender:
             if failure.retry_after is not None:
                 delay = max(delay, min(failure.retry_after, self.max_backoff * 5))
             state.next_at = time.time() + delay
-            state.held = False
             # A blip is retried unseen (INFO); an outage that lasts gets a WARNING, which
             # Python prints even where the app set up no logging.
             log = (
@@ -379,7 +372,6 @@ class Sender:
             )
             return
         state.next_at = time.time() + HOLD_S
-        state.held = True
         message = str(failure)
         if message not in self._reported:
             self._reported.add(message)

@@ -16,7 +16,7 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -323,8 +323,10 @@ class Spool:
 
     # -- reading -------------------------------------------------------------
 
-    def adopt_orphans(self) -> int:
-        """Claim the rows of processes that died; returns how many rows were taken over."""
+    def adopt_orphans(self, urls: Collection[str]) -> int:
+        """Take over the rows that ended processes left for the servers at ``urls``;
+        returns how many. Rows of a process that died are released first, so that
+        rows for other servers wait, unowned, for a process that can send them."""
         now = time.time()
         with self._tx() as db:
             owners = db.execute("SELECT token, pid, host, heartbeat FROM owners").fetchall()
@@ -333,25 +335,32 @@ class Spool:
                 for token, pid, host, beat in owners
                 if token != self.owner and (now - beat > HEARTBEAT_STALE_S or not _alive(pid, host))
             ]
-            taken = 0
             for token in dead:
-                taken += db.execute(
-                    "UPDATE tasks SET owner = ? WHERE owner = ?", (self.owner, token)
-                ).rowcount
+                db.execute("UPDATE tasks SET owner = NULL WHERE owner = ?", (token,))
                 db.execute("DELETE FROM owners WHERE token = ?", (token,))
-            taken += db.execute(
-                "UPDATE tasks SET owner = ? WHERE owner IS NULL", (self.owner,)
-            ).rowcount
+            wanted = [
+                key
+                for key, spec in db.execute("SELECT key, spec FROM destinations").fetchall()
+                if Destination.from_spec(json.loads(spec)).url in urls
+            ]
+            taken = 0
+            for start in range(0, len(wanted), 500):  # SQLite's bound on query variables
+                chunk = wanted[start : start + 500]
+                taken += db.execute(
+                    "UPDATE tasks SET owner = ? WHERE owner IS NULL"
+                    f" AND dest IN ({','.join('?' * len(chunk))})",
+                    (self.owner, *chunk),
+                ).rowcount
         return taken
 
-    def destinations(self) -> list[Destination]:
-        """Destinations with live rows owned by this process."""
+    def waiting_urls(self) -> set[str]:
+        """Servers that live rows owned by this process, or by nobody, wait for."""
         rows = self._query(
             "SELECT DISTINCT d.spec FROM tasks t JOIN destinations d ON d.key = t.dest"
-            " WHERE t.owner = ? AND t.dead IS NULL",
+            " WHERE (t.owner = ? OR t.owner IS NULL) AND t.dead IS NULL",
             (self.owner,),
         )
-        return [Destination.from_spec(json.loads(spec)) for (spec,) in rows]
+        return {Destination.from_spec(json.loads(spec)).url for (spec,) in rows}
 
     def backlog(self, dest: Destination | None = None) -> dict[str, tuple[Destination, int, float]]:
         """Per destination (or just ``dest``): its live rows owned here, and the oldest's time."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import multiprocessing.util
 import os
 import sys
 import threading
@@ -62,16 +63,61 @@ class Settings:
     connect: Connect = open_client  # the seam: offline tests pass a fake client
 
 
-class Worker:
-    """One process's queue, spool and sender thread."""
+@dataclass(frozen=True)
+class Leftover:
+    """What a closed worker could not deliver, and where it waits."""
 
-    def __init__(self, settings: Settings) -> None:
+    delivered: int  # confirmed by Label Studio during the closing flush
+    in_spool: int  # this process's tasks left in the spool
+    in_memory: int  # captured calls the spooler could not write before the end
+    spool_path: Path | None  # None: only the in-memory fallback spool held them
+
+    @property
+    def pending(self) -> int:
+        return self.in_spool + self.in_memory
+
+    def messages(self) -> list[str]:
+        """The lines the exit flush prints (none when nothing is left)."""
+        lines = []
+        if self.in_spool and self.spool_path is None:
+            lines.append(
+                f"lstrace: {self.in_spool} tasks were not delivered to Label Studio and are "
+                "lost: the spool file could not be opened (see the error above). Set "
+                "LSTRACE_SPOOL_PATH or lstrace.configure(spool_path=...) to a writable file."
+            )
+        elif self.in_spool:
+            lines.append(
+                f"lstrace: {self.in_spool} tasks were not yet delivered to Label Studio; they "
+                f"wait in the spool at {self.spool_path} and will be sent the next time "
+                "lstrace runs, or now with `lstrace sync`."
+            )
+        if self.in_memory:
+            lines.append(
+                f"lstrace: {self.in_memory} captured calls could not be written to the spool "
+                "before exit and are lost; see the log above for why."
+            )
+        return lines
+
+
+class Worker:
+    """One process's queue, spool and threads, and the key of each server it sends to.
+
+    Lifecycle: created on first use; :meth:`close` (flush, stop, say what is left) or
+    :meth:`discard` (stop without sending) end it; in a forked child it is
+    :meth:`forked` and a successor takes over its keys.
+    """
+
+    def __init__(self, settings: Settings, keys: dict[str, Access] | None = None) -> None:
         self.settings = settings
+        # destination url (credentials redacted) -> the URL as given and its key; in
+        # memory only. Scope entries and sync fill it; the sender reads it.
+        self.keys: dict[str, Access] = dict(keys or {})
+        self.running = True  # False once closed, discarded, or inherited by a forked child
         self.queue: deque[CapturedCall | Step] = deque()
         self.counters = Counters()
         self.owner = uuid.uuid4().hex
         self.pid = os.getpid()
-        self.spool_path: Path | None = settings.spool_path or default_path()
+        self._path = settings.spool_path or default_path()
         self._wake = threading.Event()  # wakes the sender
         self._queued = threading.Event()  # wakes the spooler
         self.ready = threading.Event()  # set once the spool is open and orphans adopted
@@ -107,10 +153,32 @@ class Worker:
             self._sleeping = False
             self._queued.set()
 
+    def remember(self, url: str, given_url: str, api_key: str | None) -> None:
+        """How to reach the server of destinations with ``url``: the URL as the user gave
+        it, and the key (None keeps the key already known)."""
+        known = self.keys.get(url)
+        access = Access(given_url, api_key or (known.api_key if known else None))
+        if access != known:
+            self.keys[url] = access
+            if access.api_key is not None:
+                self.key_changed()
+
     def key_changed(self) -> None:
-        """A scope (or sync) brought a new key: held destinations are retried at once."""
+        """A scope (or sync) brought a new key: held destinations are retried at once, and
+        tasks other processes left for that server are taken over."""
         self._key_changed = True
         self._wake.set()
+
+    @property
+    def spool_path(self) -> Path | None:
+        """The spool file (None: the in-memory fallback, the file could not be opened)."""
+        spool = self._spool
+        return spool.path if spool is not None else self._path
+
+    def waiting_urls(self) -> set[str]:
+        """Servers that tasks this process owns or could take over wait for (``sync``)."""
+        self.ready.wait()
+        return self._spool.waiting_urls() if self._spool is not None else set()
 
     def flush(self, timeout: float) -> FlushResult:
         """Deliver what is pending, for at most ``timeout`` seconds."""
@@ -162,7 +230,33 @@ class Worker:
             overflowed=c.get("overflowed"),
         )
 
-    def stop(self, timeout: float) -> None:
+    def close(self, timeout: float) -> Leftover:
+        """Flush for at most ``timeout`` seconds, stop the threads and hand this process's
+        rows back to the spool; returns what is left."""
+        self.running = False
+        flushed = self.flush(timeout)
+        self._stop(timeout=1.0)
+        spool = self._spool
+        in_spool = spool.count(mine=True) if spool is not None else 0
+        if spool is not None and not self._thread.is_alive() and not self._spooler.is_alive():
+            spool.release()
+        # what is still in memory only if the spooler could not finish: said, not hidden
+        return Leftover(flushed.delivered, in_spool, len(self.queue), self.spool_path)
+
+    def discard(self) -> None:
+        """Stop without sending (tests); the spooled rows stay for the next process."""
+        self.running = False
+        self._stop(timeout=5.0)
+        if self._spool is not None:
+            self._spool.release()
+            self._spool.close()
+
+    def forked(self) -> None:
+        """In a forked child: this worker's threads did not survive, and its spool rows
+        are the parent's. A successor (with these keys) starts on first use."""
+        self.running = False
+
+    def _stop(self, timeout: float) -> None:
         self._stopping = True
         self._queued.set()
         self._wake.set()
@@ -192,12 +286,10 @@ class Worker:
             max_batch_bytes=s.max_batch_bytes,
             request_timeout=s.request_timeout,
             max_backoff=s.max_backoff,
-            keys=_keys,
+            keys=self.keys,
             connect=s.connect,
         )
-        adopted = self._spool.adopt_orphans()
-        if adopted:
-            logger.info("lstrace: %d tasks left by an earlier process will be sent", adopted)
+        self.take_over()
         self.sweep_traces()
         self._sender.reload_backlog()
         self.ready.set()  # the spooler starts now
@@ -210,7 +302,8 @@ class Worker:
                 if time.time() - last_beat > 10:
                     last_beat = time.time()
                     self._spool.heartbeat()
-                    if self._spool.adopt_orphans() | self.sweep_traces():
+                    self.take_over()  # reloads the backlog itself when it took rows
+                    if self.sweep_traces():
                         self._sender.reload_backlog()
             except Exception:
                 logger.exception("lstrace: the sender hit an unexpected error; it keeps going")
@@ -241,6 +334,7 @@ class Worker:
         assert self._sender is not None
         if self._key_changed:
             self._key_changed = False
+            self.take_over()
             self._sender.retry_held()
         if self._stopping:
             return  # the spooler keeps what is left; delivery resumes in the next process
@@ -250,6 +344,20 @@ class Worker:
         )
         if flushing:
             self._flush_passes += 1
+
+    def take_over(self) -> int:
+        """Take over the tasks that processes which ended left for servers this process
+        has a key for (tasks for other servers stay where ``lstrace status`` lists them);
+        returns how many. Any thread, once :attr:`ready` is set."""
+        spool, sender = self._spool, self._sender
+        if spool is None or sender is None:
+            return 0
+        urls = {url for url, access in self.keys.items() if access.api_key is not None}
+        adopted = spool.adopt_orphans(urls)
+        if adopted:
+            logger.info("lstrace: %d tasks left by an earlier process will be sent", adopted)
+            sender.reload_backlog()
+        return adopted
 
     def _wait_time(self) -> float:
         wait = 10.0
@@ -317,43 +425,44 @@ class Worker:
 
     def _open_spool(self) -> Spool:
         try:
-            return Spool(self.spool_path, self.owner)
+            return Spool(self._path, self.owner)
         except Exception as exc:
             logger.error(
                 "lstrace: cannot open the spool at %s (%s); tasks are kept in memory only until "
                 "sent. Set LSTRACE_SPOOL_PATH or lstrace.configure(spool_path=...) "
                 "to a writable file.",
-                self.spool_path,
+                self._path,
                 exc,
             )
-            self.spool_path = None
             return Spool(None, self.owner)
 
 
-# -- module-level access, used by the handler and the public API -----------------------
+# -- the process's worker, used by the handler, the scopes and the public API -----------
 
 _settings = Settings()
-_worker: Worker | None = None
+_worker: Worker | None = None  # the current one; not running once closed or forked
 _lock = threading.Lock()
-# destination url (credentials redacted) -> the URL as given and its key; memory only
-_keys: dict[str, Access] = {}
 
 
 def _get() -> Worker:
+    """The running worker, started on first use; a successor of a closed (or forked) one
+    keeps its keys."""
     global _worker
     worker = _worker
-    if worker is None:
+    if worker is None or not worker.running:
         with _lock:
             worker = _worker
-            if worker is None:
-                worker = _worker = Worker(_settings)
+            if worker is None or not worker.running:
+                keys = worker.keys if worker is not None else None
+                worker = _worker = Worker(_settings, keys)
                 _register_process_exit()
     return worker
 
 
 def submit(call: CapturedCall | Step) -> None:
     """Hand a captured call to this process's worker (O(1))."""
-    (_worker or _get()).submit(call)
+    worker = _worker
+    (worker if worker is not None and worker.running else _get()).submit(call)
 
 
 def count_lost(reason: Loss, n: int = 1) -> None:
@@ -366,20 +475,12 @@ def prepare(options: Options) -> None:
 
     With capture off nothing starts; a scope without a key keeps the key known for
     its server, if any (its calls wait in the spool until one is given)."""
-    if not options.enabled:
-        return
-    url = options.destination.url
-    worker = _get()
-    known = _keys.get(url)
-    access = Access(options.url, options.api_key or (known.api_key if known else None))
-    if access != known:
-        _keys[url] = access
-        if access.api_key is not None:
-            worker.key_changed()
+    if options.enabled:
+        _get().remember(options.destination.url, options.url, options.api_key)
 
 
 def configure(**changes: Any) -> Settings:
-    """Replace settings; a running worker is flushed and restarted with them."""
+    """Replace settings; a running worker is flushed and its successor uses them."""
     global _settings
     new = replace(_settings, **{k: v for k, v in changes.items() if v is not None})
     shutdown(timeout=new.shutdown_timeout, report=False)
@@ -389,7 +490,7 @@ def configure(**changes: Any) -> Settings:
 
 def flush(timeout: float) -> FlushResult:
     worker = _worker
-    if worker is None:
+    if worker is None or not worker.running:
         return FlushResult(0, 0, None)
     return worker.flush(timeout)
 
@@ -402,67 +503,38 @@ def sync(*, api_key: str | None, url: str | None, timeout: float) -> FlushResult
     """Deliver what earlier processes left in the spool, using ``api_key`` for every server."""
     worker = _get()
     worker.ready.wait(timeout)
-    spool = worker._spool
-    urls = {d.url for d in spool.destinations()} if spool is not None else set()
+    urls = worker.waiting_urls()
     given = url.rstrip("/") if url is not None else None
     for server in urls if given is None else urls & {given, redact_url(given)}:
-        known = _keys.get(server)
-        key = api_key or (known.api_key if known else None)
-        if key:
-            _keys[server] = Access(given or (known.url if known else server), key)
+        known = worker.keys.get(server)
+        if api_key or (known is not None and known.api_key):
+            worker.remember(server, given or (known.url if known else server), api_key)
+    worker.take_over()  # here, so that the flush below counts (and waits for) those tasks
     worker.key_changed()
     return worker.flush(timeout)
 
 
 def shutdown(*, timeout: float | None = None, report: bool = True) -> FlushResult | None:
-    """Flush for at most ``timeout`` seconds, stop the worker, hand back what is left."""
-    global _worker
+    """Flush for at most ``timeout`` seconds, stop the worker, hand back what is left
+    (and, with ``report``, print the exit lines on stderr)."""
     with _lock:
-        worker, _worker = _worker, None
-    if worker is None:
-        return None
-    flushed = worker.flush(_settings.shutdown_timeout if timeout is None else timeout)
-    worker.stop(timeout=1.0)
-    spool = worker._spool
-    in_spool = spool.count(mine=True) if spool is not None else 0
-    in_memory = len(worker.queue)  # only if the spooler could not finish: said, not hidden
-    if spool is not None and not worker._thread.is_alive() and not worker._spooler.is_alive():
-        spool.release()
-    result = FlushResult(flushed.delivered, in_spool + in_memory, flushed.spool_path)
-    if report and in_spool and worker.spool_path is None:  # the in-memory fallback spool
-        print(
-            f"lstrace: {in_spool} tasks were not delivered to Label Studio and are lost: the "
-            "spool file could not be opened (see the error above). Set LSTRACE_SPOOL_PATH or "
-            "lstrace.configure(spool_path=...) to a writable file.",
-            file=sys.stderr,
-        )
-    elif report and in_spool:
-        print(
-            f"lstrace: {in_spool} tasks were not yet delivered to Label Studio; they wait in "
-            f"the spool at {worker.spool_path} and will be sent the next time lstrace runs, "
-            "or now with `lstrace sync`.",
-            file=sys.stderr,
-        )
-    if report and in_memory:
-        print(
-            f"lstrace: {in_memory} captured calls could not be written to the spool before "
-            "exit and are lost; see the log above for why.",
-            file=sys.stderr,
-        )
-    return result
+        worker = _worker
+        if worker is None or not worker.running:
+            return None
+        worker.running = False  # from now on a call starts a successor
+    left = worker.close(_settings.shutdown_timeout if timeout is None else timeout)
+    for line in left.messages() if report else []:
+        print(line, file=sys.stderr)
+    return FlushResult(left.delivered, left.pending, left.spool_path)
 
 
 def reset() -> None:
-    """Stop the worker without sending and forget all state (tests, ``configure``)."""
+    """Stop the worker without sending and forget its keys and settings (tests)."""
     global _worker, _settings
     with _lock:
         worker, _worker = _worker, None
-    if worker is not None:
-        worker.stop(timeout=5.0)
-        if worker._spool is not None:
-            worker._spool.release()
-            worker._spool.close()
-    _keys.clear()
+    if worker is not None and worker.pid == os.getpid():
+        worker.discard()
     _settings = Settings()
 
 
@@ -476,15 +548,14 @@ def _at_exit() -> None:
 def _register_process_exit() -> None:
     """multiprocessing children end with os._exit, skipping atexit; they do run
     multiprocessing's finalizers, so the exit flush registers there too (it runs once)."""
-    import multiprocessing.util
-
     multiprocessing.util.Finalize(None, _at_exit, exitpriority=10)
 
 
 def _after_fork_in_child() -> None:
-    global _worker, _lock
-    _worker = None  # the parent's thread and queue did not survive the fork: start afresh
-    _lock = threading.Lock()
+    global _lock
+    _lock = threading.Lock()  # another thread may have held it at the fork
+    if _worker is not None:
+        _worker.forked()
 
 
 atexit.register(_at_exit)

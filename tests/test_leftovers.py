@@ -1,0 +1,70 @@
+"""Other servers' leftovers stay quiet (issue 9.7): a process reports and waits only for
+what it captured, or can send. Tasks an earlier process left for a server this process
+never uses stay in the spool, unowned, listed by ``lstrace status``; they are neither
+announced as this process's loss nor counted in ``FlushResult.pending``.
+
+Both "processes" run in this test, one after the other, with ``lstrace._process.reset()``
+in between (a clean exit: the rows are handed back to the spool). Neither server answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from langchain_core.language_models import FakeListLLM
+
+import lstrace
+from lstrace import _process
+from lstrace._delivery import worker as _worker
+from lstrace._export.spoolview import look
+from tests.spooled import spooled
+
+ELSEWHERE = "http://127.0.0.1:9"  # the server the earlier process used
+HERE = "http://127.0.0.1:7"  # the server this process uses
+
+
+def _capture(url: str, prompt: str) -> None:
+    with lstrace.ls_session(project_name="leftovers", url=url):
+        FakeListLLM(responses=["ok"]).invoke(prompt)
+
+
+def test_rows_left_for_another_server_are_not_this_processs_loss(
+    lstrace_state: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The second process waits for and reports its own task only: pending is 1, not 2;
+    nothing is logged about the other server; the exit line counts 1; status lists both."""
+    _capture(ELSEWHERE, "left by an earlier process")
+    spooled(lstrace_state, 1)
+    _process.reset()  # that process ends; its row goes back to the spool, unowned
+    lstrace.configure(spool_path=lstrace_state, flush_interval=3600)
+    caplog.clear()
+    caplog.set_level(logging.DEBUG, logger="lstrace")
+
+    _capture(HERE, "this process's own call")
+    result = lstrace.flush(timeout=3)
+    stats = lstrace.stats()
+    exit_result = _worker.shutdown(timeout=1, report=True)
+
+    assert result.pending == stats.pending == 1
+    assert exit_result is not None and exit_result.pending == 1
+    assert ELSEWHERE not in caplog.text  # not adopted, not retried, not announced
+    [exit_line] = capsys.readouterr().err.splitlines()
+    assert exit_line.startswith("lstrace: 1 tasks were not yet delivered")
+    places = {url: n for url, _, n in look(lstrace_state).by_destination}
+    assert places == {ELSEWHERE: 1, HERE: 1}  # lstrace status still lists both
+
+
+def test_a_key_for_that_server_takes_the_rows_over(lstrace_state: Path) -> None:
+    """Once this process enters a scope for the other server, the rows left there are
+    its to send: they count as pending."""
+    _capture(ELSEWHERE, "left by an earlier process")
+    spooled(lstrace_state, 1)
+    _process.reset()
+    lstrace.configure(spool_path=lstrace_state, flush_interval=3600)
+
+    _capture(HERE, "this process's own call")
+    assert lstrace.flush(timeout=3).pending == 1
+    _capture(ELSEWHERE, "now this process uses that server too")
+    assert lstrace.flush(timeout=3).pending == 3
