@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import lstrace
-from tests.live.conftest import DEAD_PORT, LiveServer, call, child, fake_chat, spool_rows
+from tests.live.conftest import LiveServer, call, child, fake_chat, spool_rows
 
 pytestmark = pytest.mark.live
 
@@ -107,42 +107,3 @@ def _wait_for(condition: Callable[[], bool], timeout: float) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.2)
-
-
-def test_exit_flush_prints_one_line_when_tasks_are_left(tmp_path: Path) -> None:
-    """A process that exits while Label Studio is unreachable prints exactly one line on
-    stderr: how many tasks wait in the spool, where, and that `lstrace sync` sends them."""
-    spool = tmp_path / "exit.sqlite3"
-    proc = child(
-        "exit", "--spool", str(spool), "--url", f"http://127.0.0.1:{DEAD_PORT}",
-        "--key", "0" * 40, "--title", "exit-test", "--n", "20", "--shutdown-timeout", "1",
-    )  # fmt: skip
-    out, err = proc.communicate(timeout=60)
-
-    assert proc.returncode == 0, err
-    assert len(out.splitlines()) == 20
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert "20 tasks" in lines[0] and "lstrace sync" in lines[0] and str(spool) in lines[0]
-    assert spool_rows(spool) == 20
-
-
-def test_exit_line_says_tasks_are_lost_when_no_spool_file_could_be_opened(
-    tmp_path: Path,
-) -> None:
-    """When the spool file cannot be created (its directory is a file), lstrace keeps tasks in
-    memory only; exiting with some undelivered says they are lost and how to fix the spool
-    path, never that `lstrace sync` will send them."""
-    blocker = tmp_path / "not-a-directory"
-    blocker.write_text("")
-    proc = child(
-        "exit", "--spool", str(blocker / "spool.sqlite3"), "--url", f"http://127.0.0.1:{DEAD_PORT}",
-        "--key", "0" * 40, "--title", "exit-test", "--n", "20", "--shutdown-timeout", "1",
-    )  # fmt: skip
-    out, err = proc.communicate(timeout=60)
-
-    assert proc.returncode == 0, err
-    assert len(out.splitlines()) == 20
-    (exit_line,) = [line for line in err.splitlines() if "not delivered" in line]
-    assert "20 tasks" in exit_line and "lost" in exit_line and "spool_path" in exit_line
-    assert "lstrace sync" not in err

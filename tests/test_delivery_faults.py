@@ -1,0 +1,232 @@
+"""The sender's failure handling, offline, through a fake client that fails on cue (issue 10.4).
+
+Backoff, Retry-After, splitting a refused batch, the exactly-once check after an
+ambiguous failure and held destinations, each in milliseconds: the sender is driven
+directly (no threads), with the time it is given (``deliver(now=...)``) standing for
+the clock. The same paths are proven against a real Label Studio behind a
+fault-injecting proxy in ``tests/live/test_faults.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from lstrace._delivery.sender import HOLD_S, Sender
+from lstrace._delivery.spool import Spool
+from lstrace._delivery.stats import Counters
+from lstrace._labelconfig import DEFAULT_CONFIGS
+from lstrace._options import Destination
+from lstrace._secrets import Access
+from tests.fakeclient import (
+    KEY,
+    REFUSED_KEY,
+    TIMEOUT_AFTER_ARRIVAL,
+    UNAVAILABLE,
+    URL,
+    FakeLabelStudio,
+    Fault,
+    too_many_requests,
+)
+from tests.test_task import content
+
+TITLE = "offline delivery"
+DEST = Destination(URL, None, TITLE, DEFAULT_CONFIGS["prompt"], "prompt")
+
+
+@pytest.fixture
+def server() -> FakeLabelStudio:
+    return FakeLabelStudio()
+
+
+@pytest.fixture
+def spool(tmp_path: Path) -> Spool:
+    return Spool(tmp_path / "offline.sqlite3", uuid.uuid4().hex)
+
+
+def make_sender(spool: Spool, server: FakeLabelStudio, **changes: float) -> Sender:
+    settings: dict[str, float] = {
+        "batch_size": 1000,
+        "max_batch_bytes": 8_000_000,
+        "request_timeout": 5.0,
+        "max_backoff": 60.0,
+        **changes,
+    }
+    sender = Sender(
+        spool,
+        Counters(),
+        batch_size=int(settings["batch_size"]),
+        max_batch_bytes=int(settings["max_batch_bytes"]),
+        request_timeout=settings["request_timeout"],
+        max_backoff=settings["max_backoff"],
+        keys={URL: Access(URL, KEY)},
+        connect=server.connect,
+    )
+    sender.reload_backlog()
+    return sender
+
+
+def spool_calls(spool: Spool, sender: Sender, n: int) -> list[str]:
+    """Spool ``n`` captured calls for :data:`DEST`; returns their run ids in order."""
+    run_ids = [str(uuid.uuid4()) for _ in range(n)]
+    added = spool.add((DEST, content(run_id=r, prompt=f"call {i}")) for i, r in enumerate(run_ids))
+    sender.note_spooled(DEST, added, time.time())
+    return run_ids
+
+
+def later() -> float:
+    """A ``now`` past any backoff or hold (a million seconds from now)."""
+    return time.time() + 10**6
+
+
+def send(sender: Sender, now: float | None = None) -> int:
+    """One sending pass as a flush makes it; returns how many calls were confirmed."""
+    before = sender.counters.get("delivered")
+    sender.deliver(now=time.time() if now is None else now, flush_interval=1, flushing=True)
+    return sender.counters.get("delivered") - before
+
+
+def test_a_503_backs_off_then_the_tasks_arrive_once(spool: Spool, server: FakeLabelStudio) -> None:
+    """A 503 on the import keeps the tasks and backs the destination off (nothing is tried
+    again before the backoff is over); the next pass after it delivers each task once,
+    after asking which of them arrived (a 5xx may have been stored)."""
+    sender = make_sender(spool, server)
+    run_ids = spool_calls(spool, sender, 5)
+    server.fail_imports(UNAVAILABLE)
+
+    assert send(sender) == 0
+    state = sender.backoff[DEST.key]
+    assert state.attempts == 1
+    assert time.time() < state.next_at <= time.time() + sender.base_backoff
+    assert send(sender, now=state.next_at - 0.001) == 0  # still backed off: not tried
+    assert len(server.imports) == 1
+    assert send(sender, now=state.next_at + 0.001) == 5
+
+    assert sorted(server.run_ids(TITLE)) == sorted(run_ids)
+    assert [len(ids) for _, ids in server.lookups] == [5]  # the exactly-once check ran
+    assert spool.count() == 0
+    assert DEST.key not in sender.backoff
+    assert sender.counters.get("delivered") == 5 and sender.counters.get("retried") == 5
+
+
+def test_backoff_grows_exponentially_with_jitter_up_to_max_backoff(
+    spool: Spool, server: FakeLabelStudio
+) -> None:
+    """Each failed attempt waits a random time in [d/2, d], d = 0.5 s doubled per attempt
+    and capped at ``max_backoff``; the tasks wait in the spool throughout."""
+    sender = make_sender(spool, server, max_backoff=10.0)
+    spool_calls(spool, sender, 3)
+    server.fail_imports(*[UNAVAILABLE] * 8)
+    for attempt in range(1, 9):
+        before = time.time()
+        assert send(sender, now=later()) == 0
+        delay = sender.backoff[DEST.key].next_at - before
+        cap = min(10.0, 0.5 * 2 ** (attempt - 1))
+        assert cap / 2 - 0.01 <= delay <= cap + 0.5, (attempt, delay)  # 0.5 s: a slow pass
+    assert spool.count() == 3
+    assert server.run_ids(TITLE) == []
+
+
+@pytest.mark.parametrize(("asked", "waited"), [(30.0, 30.0), (10_000.0, 300.0)])
+def test_retry_after_is_honoured_within_five_times_max_backoff(
+    spool: Spool, server: FakeLabelStudio, asked: float, waited: float
+) -> None:
+    """A 429 with ``Retry-After`` is not retried sooner than the server asked, nor later than
+    five times ``max_backoff`` (a server asking for hours does not stop delivery for hours)."""
+    sender = make_sender(spool, server)
+    spool_calls(spool, sender, 2)
+    server.fail_imports(too_many_requests(asked))
+    before = time.time()
+
+    assert send(sender) == 0
+    next_at = sender.backoff[DEST.key].next_at
+    assert before + waited <= next_at <= time.time() + waited
+    assert send(sender, now=next_at - 1) == 0 and len(server.imports) == 1
+    assert send(sender, now=next_at + 0.001) == 2
+
+
+def test_a_refused_batch_is_split_until_the_refused_task_is_alone(
+    spool: Spool, server: FakeLabelStudio
+) -> None:
+    """One task the server refuses (400) in a batch of 8: the batch is halved until that
+    task is alone; the 7 others arrive, the refused one is set aside (dead, counted as
+    failed:rejected:400), and no request but those holding it fails."""
+    sender = make_sender(spool, server)
+    run_ids = spool_calls(spool, sender, 8)
+    server.refuse(run_ids[5])
+
+    assert send(sender) == 7
+
+    assert sorted(server.run_ids(TITLE)) == sorted(set(run_ids) - {run_ids[5]})
+    assert [len(i.run_ids) for i in server.imports] == [8, 4, 4, 2, 1, 1, 2]
+    assert all(i.failed == (run_ids[5] in i.run_ids) for i in server.imports)
+    assert spool.count() == 0 and spool.count_dead() == 1
+    assert sender.counters.by_prefix("failed:") == {"rejected:400": 1}
+    assert DEST.key not in sender.backoff  # a refused task is no reason to back off
+
+
+def test_tasks_that_arrived_despite_a_timeout_are_not_sent_again(
+    spool: Spool, server: FakeLabelStudio, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The import's reply is lost (a timeout after the server stored the tasks): the next
+    pass asks which run ids the project has, finds all of them and sends nothing again."""
+    caplog.set_level(logging.INFO, logger="lstrace")
+    sender = make_sender(spool, server)
+    run_ids = spool_calls(spool, sender, 4)
+    server.fail_imports(TIMEOUT_AFTER_ARRIVAL)
+
+    assert send(sender) == 0
+    assert sorted(server.run_ids(TITLE)) == sorted(run_ids)  # stored, but not confirmed
+    assert spool.count() == 4
+    assert send(sender, now=later()) == 4
+
+    assert len(server.imports) == 1  # not re-sent
+    assert sorted(server.run_ids(TITLE)) == sorted(run_ids)  # each once
+    assert spool.count() == 0
+    assert "4 calls had arrived despite a failed attempt" in caplog.text
+
+
+def test_only_what_did_not_arrive_is_asked_about_and_sent_again(
+    spool: Spool, server: FakeLabelStudio
+) -> None:
+    """One import body per task (``max_batch_bytes``): the first two are stored, the third
+    times out without arriving. The retry asks about the third task only (the fourth was
+    never tried) and sends the third and the fourth, so every task arrives once."""
+    sender = make_sender(spool, server, max_batch_bytes=1)
+    run_ids = spool_calls(spool, sender, 4)
+    server.fail_imports(None, None, Fault(UNAVAILABLE.kind, None, maybe_sent=True))
+
+    assert send(sender) == 2
+    assert spool.count() == 2
+    assert send(sender, now=later()) == 2
+
+    project_id = next(iter(server.projects))
+    assert server.lookups == [(project_id, (run_ids[2],))]
+    tried = [run_ids[0], run_ids[1], run_ids[2], run_ids[2], run_ids[3]]
+    assert [i.run_ids for i in server.imports] == [(r,) for r in tried]
+    assert sorted(server.run_ids(TITLE)) == sorted(run_ids)
+
+
+def test_a_refused_key_is_held_reported_once_and_retried_at_once_for_a_new_key(
+    spool: Spool, server: FakeLabelStudio, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 401 holds the destination for a minute and logs one ERROR however often it
+    recurs; a new key (``retry_held``) makes the next pass try at once, and report again."""
+    caplog.set_level(logging.ERROR, logger="lstrace")
+    sender = make_sender(spool, server)
+    spool_calls(spool, sender, 3)
+    server.fail_imports(REFUSED_KEY, REFUSED_KEY)
+
+    before = time.time()
+    assert send(sender) == 0
+    assert sender.backoff[DEST.key].next_at >= before + HOLD_S
+    assert send(sender, now=later()) == 0
+    assert len([r for r in caplog.records if "HTTP 401" in r.getMessage()]) == 1
+
+    sender.retry_held()
+    assert send(sender) == 3
+    assert spool.count() == 0

@@ -1,0 +1,154 @@
+"""Delivery through the whole worker with no Label Studio (issue 10.4): the spool on disk, a
+server that goes away and comes back, and what a process says at exit.
+
+The worker's threads run as in an application; the server is the fake of
+``tests/fakeclient.py`` (``down`` while it is "stopped"), or, for the exit lines, a
+port that refuses connections. Each waits on conditions with generous deadlines
+(``flush(timeout=...)`` returns as soon as nothing is pending). The live tier proves the
+same against a real Label Studio (``tests/live/test_outages.py``).
+"""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import stat
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from langchain_core.language_models import FakeListLLM
+
+import lstrace
+from lstrace._delivery import worker as _worker
+from tests.fakeclient import KEY, URL, FakeLabelStudio
+
+CHILD = Path(__file__).resolve().parent / "live" / "child_capture.py"
+REPO = Path(__file__).resolve().parents[1]
+SECRET = "sk-lstrace-test-secret-0123456789abcdef"  # a key nobody may write down
+
+
+@pytest.fixture
+def server(lstrace_state: Path) -> FakeLabelStudio:
+    """A fake Label Studio the worker's sender talks to (fast retries: max_backoff 0.5 s)."""
+    fake = FakeLabelStudio()
+    _worker.configure(spool_path=lstrace_state, connect=fake.connect, max_backoff=0.5)
+    return fake
+
+
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A local port that refuses connections: bound, never listening (no race for it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+def capture(n: int, *, api_key: str = KEY, project: str = "offline") -> list[str]:
+    """Make ``n`` LLM calls inside a scope for the fake server; returns their prompts."""
+    prompts = [f"question {i}" for i in range(n)]
+    llm = FakeListLLM(responses=["an answer"])
+    with lstrace.ls_session(project_name=project, url=URL, api_key=api_key):
+        for prompt in prompts:
+            llm.invoke(prompt)
+    return prompts
+
+
+def spool_files(spool: Path) -> list[Path]:
+    return [p for p in (spool, Path(f"{spool}-wal"), Path(f"{spool}-shm")) if p.exists()]
+
+
+def test_spool_file_and_directory_are_private(tmp_path: Path, server: FakeLabelStudio) -> None:
+    """The spool file, its WAL and shared-memory files are mode 0600 and a directory that
+    lstrace creates for it is mode 0700, so other local users cannot read captured calls."""
+    spool = tmp_path / "new" / "dir" / "spool.sqlite3"
+    _worker.configure(spool_path=spool)
+    server.down = True
+    capture(20)
+
+    assert lstrace.flush(timeout=1).pending == 20
+    files = spool_files(spool)
+    assert len(files) >= 2  # the database and its WAL at least
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {oct(0o600)}
+    assert stat.S_IMODE(spool.parent.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("delivered", [False, True], ids=["server-down", "delivered"])
+def test_no_api_key_in_the_spool_files(
+    lstrace_state: Path, server: FakeLabelStudio, delivered: bool
+) -> None:
+    """No API key is ever written to the spool: not while tasks wait for a server that is
+    down, not after they were delivered (when SQLite pages may still hold old rows)."""
+    server.down = not delivered
+    capture(30, api_key=SECRET)
+    result = lstrace.flush(timeout=60 if delivered else 1)
+
+    assert result.pending == (0 if delivered else 30)
+    assert server.keys and set(server.keys) == {SECRET}  # the sender did use it
+    files = spool_files(lstrace_state)
+    assert files
+    for path in files:
+        assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_a_server_that_comes_back_gets_every_task_once(server: FakeLabelStudio) -> None:
+    """Calls captured while the server is down wait in the spool (flush says so); once it
+    is back, the retries deliver every one exactly once."""
+    server.down = True
+    prompts = capture(50)
+    assert lstrace.flush(timeout=1).pending == 50
+    assert lstrace.stats().retried > 0
+
+    server.down = False
+    result = lstrace.flush(timeout=60)
+
+    assert result.pending == 0
+    arrived = server.run_ids("offline")
+    assert len(arrived) == 50 and max(Counter(arrived).values()) == 1
+    assert lstrace.stats().delivered == 50
+    assert len(prompts) == 50
+
+
+def test_exit_flush_prints_one_line_when_tasks_are_left(tmp_path: Path, refused_port: int) -> None:
+    """A process that exits while Label Studio is unreachable prints exactly one line on
+    stderr: how many tasks wait in the spool, where, and that `lstrace sync` sends them."""
+    spool = tmp_path / "exit.sqlite3"
+    out, err = _child_exit(spool, refused_port)
+
+    assert len(out.splitlines()) == 20
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert "20 tasks" in lines[0] and "lstrace sync" in lines[0] and str(spool) in lines[0]
+    with sqlite3.connect(spool) as db:
+        assert db.execute("SELECT COUNT(*) FROM tasks WHERE dead IS NULL").fetchone() == (20,)
+
+
+def test_exit_line_says_tasks_are_lost_when_no_spool_file_could_be_opened(
+    tmp_path: Path, refused_port: int
+) -> None:
+    """When the spool file cannot be created (its directory is a file), lstrace keeps tasks in
+    memory only; exiting with some undelivered says they are lost and how to fix the spool
+    path, never that `lstrace sync` will send them."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    out, err = _child_exit(blocker / "spool.sqlite3", refused_port)
+
+    assert len(out.splitlines()) == 20
+    (exit_line,) = [line for line in err.splitlines() if "not delivered" in line]
+    assert "20 tasks" in exit_line and "lost" in exit_line and "spool_path" in exit_line
+    assert "lstrace sync" not in err
+
+
+def _child_exit(spool: Path, port: int) -> tuple[str, str]:
+    """Run a process that captures 20 calls for a server at ``port`` and exits normally."""
+    proc = subprocess.run(
+        [sys.executable, str(CHILD), "exit", "--spool", str(spool),
+         "--url", f"http://127.0.0.1:{port}", "--key", "0" * 40, "--title", "exit-test",
+         "--n", "20", "--shutdown-timeout", "1"],
+        capture_output=True, text=True, cwd=REPO, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout, proc.stderr
