@@ -33,6 +33,7 @@ from typing import Any, Protocol, TypeVar
 
 import httpx
 
+from lstrace import _json
 from lstrace._errors import DeliveryFailure, FailureKind
 from lstrace._secrets import redact_url
 
@@ -61,8 +62,8 @@ def server_key(key: str | None = None) -> str | None:
 
 
 def encode_json(value: Any) -> bytes:
-    """``value`` as a compact JSON request body (strict JSON: NaN is refused)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    """``value`` as a compact UTF-8 JSON request body (:func:`lstrace._json.encode`)."""
+    return _json.encode(value)
 
 
 @dataclass(frozen=True)

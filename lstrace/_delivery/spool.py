@@ -19,8 +19,9 @@ import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from lstrace._json import dumps, loads
 from lstrace._options import Destination
 
 HEARTBEAT_STALE_S = 60.0
@@ -183,16 +184,15 @@ def default_path() -> Path:
     return base / "lstrace" / "spool.sqlite3"
 
 
-@dataclass(frozen=True)
-class Row:
-    """A spooled task."""
+class Row(NamedTuple):
+    """A spooled task (a tuple: a batch of a thousand is built per import)."""
 
     id: int
     run_id: str
     content: dict[str, Any]
     maybe_sent: bool
     created: float
-    size: int = 0  # bytes of the stored JSON: sizes batches without serializing again
+    size: int = 0  # characters of the stored JSON: sizes batches without serializing again
 
 
 class Spool:
@@ -285,7 +285,7 @@ class Spool:
         rows = []
         for dest, content in items:
             dests[dest.key] = dest
-            rows.append((dest.key, content["run_id"], json.dumps(content), now, self.owner))
+            rows.append((dest.key, content["run_id"], dumps(content), now, self.owner))
         with self._tx() as db:
             db.executemany(
                 "INSERT OR IGNORE INTO destinations VALUES (?, ?)",
@@ -302,15 +302,18 @@ class Spool:
     def delete(self, ids: Iterable[int]) -> None:
         """Forget tasks that Label Studio confirmed."""
         with self._tx() as db:
-            db.executemany("DELETE FROM tasks WHERE id = ?", [(i,) for i in ids])
+            for chunk in _id_lists(ids):
+                db.execute(f"DELETE FROM tasks WHERE id IN ({chunk})")
 
     def mark_attempt(self, ids: Iterable[int], *, maybe_sent: bool) -> None:
         """Record an import attempt and whether it may have reached the server."""
         with self._tx() as db:
-            db.executemany(
-                "UPDATE tasks SET attempts = attempts + 1, maybe_sent = ? WHERE id = ?",
-                [(int(maybe_sent), i) for i in ids],
-            )
+            for chunk in _id_lists(ids):
+                db.execute(
+                    "UPDATE tasks SET attempts = attempts + 1, maybe_sent = ?"
+                    f" WHERE id IN ({chunk})",
+                    (int(maybe_sent),),
+                )
 
     def mark_dead(self, ids: Iterable[int], reason: str) -> None:
         """Set aside tasks Label Studio refuses for good; they stay visible in ``status``."""
@@ -383,7 +386,7 @@ class Spool:
             " WHERE owner = ? AND dest = ? AND dead IS NULL ORDER BY id LIMIT ?",
             (self.owner, dest.key, limit),
         )
-        return [Row(i, r, json.loads(b), bool(m), c, len(b)) for i, r, b, m, c in rows]
+        return [Row(i, r, loads(b), bool(m), c, len(b)) for i, r, b, m, c in rows]
 
     def count(self, *, mine: bool = False) -> int:
         """Live rows waiting (all processes, or only this one's)."""
@@ -492,6 +495,14 @@ if hasattr(os, "register_at_fork"):
         after_in_parent=lambda: _guard.release(),  # noqa: PLW0108
         after_in_child=_new_guard_in_child,
     )
+
+
+def _id_lists(ids: Iterable[int], size: int = 500) -> Iterator[str]:
+    """Row ids as comma-separated SQL lists of at most ``size``: one statement per list
+    instead of one per row. Only integers go in (``int()`` refuses anything else)."""
+    as_text = [str(int(i)) for i in ids]
+    for start in range(0, len(as_text), size):
+        yield ",".join(as_text[start : start + size])
 
 
 def _host() -> str:
