@@ -30,7 +30,7 @@ from lstrace._delivery.stats import Counters, Failed
 from lstrace._delivery.task import build_pair_task, build_task
 from lstrace._delivery.trace_task import build_trace_task
 from lstrace._errors import DeliveryFailure, FailureKind
-from lstrace._labelconfig import PairTarget
+from lstrace._labelconfig import PairTarget, Target
 from lstrace._options import Destination
 from lstrace._secrets import Access, has_redacted_credentials
 
@@ -65,6 +65,13 @@ def pair_up(rows: Sequence[Row]) -> tuple[list[list[Row]], list[Row]]:
         else:
             waiting[group] = row
     return pairs, list(waiting.values())
+
+
+def own_target(dest: Destination) -> Target | None:
+    """The target of the destination's own label config, known without the server, when
+    its tasks can be built one call at a time (not a pair, not a bare ``project_id``)."""
+    target = dest.offline_target
+    return target if isinstance(target, Target) else None
 
 
 @dataclass
@@ -112,6 +119,7 @@ class Sender:
         self._clients: dict[tuple[str, str], Client] = {}
         self._reported: set[str] = set()
         self._warmed: set[str] = set()  # destinations whose project was looked up early
+        self._own_targets: dict[str, Target | None] = {}  # see _built_for
         # What waits in the spool, per destination, kept in memory so that deciding
         # whether a batch is due never reads the spool (the spooler adds, we subtract).
         self._backlog: dict[str, Backlog] = {}
@@ -135,6 +143,11 @@ class Sender:
                 self._backlog[dest.key] = Backlog(dest, added, created)
             else:
                 entry.count += added
+
+    def waiting(self) -> int:
+        """Rows this process still has to deliver, as the backlog counts them (no query)."""
+        with self._backlog_lock:
+            return sum(entry.count for entry in self._backlog.values())
 
     def _refresh_backlog(self, dest: Destination) -> None:
         found = self.spool.backlog(dest).get(dest.key)
@@ -236,15 +249,16 @@ class Sender:
     def _send(self, dest: Destination, rows: Sequence[Row]) -> int:
         client = self._client(dest)
         project = self.projects.resolve(dest, client)
-        units = self._units(project, rows)
+        units = self._units(dest, project, rows)
         confirmed = self._already_there(client, project, units)
         units = [u for u in units if u.rows[0].id not in confirmed]
         for chunk in self._chunks(units):
             confirmed |= self._import(client, project, chunk)
         return len(confirmed)
 
-    def _units(self, project: Project, rows: Sequence[Row]) -> list[Unit]:
-        """One task per row, or, for a Pairwise project, per pair of rows."""
+    def _units(self, dest: Destination, project: Project, rows: Sequence[Row]) -> list[Unit]:
+        """One task per row, or, for a Pairwise project, per pair of rows. A row spooled
+        with its import body built for the project's target is sent as it is."""
         units: list[Unit] = []
         target = project.target
         if isinstance(target, PairTarget):
@@ -264,10 +278,23 @@ class Sender:
                     units, pair, partial(build_pair_task, pair[0].content, second, target)
                 )
         else:
+            as_stored = isinstance(target, Target) and self._built_for(dest) == target
             for row in rows:
+                if as_stored and row.task is not None:
+                    units.append(Unit([row], row.task))
+                    continue
                 build = build_trace_task if row.content.get("kind") == "trace" else build_task
                 self._add_unit(units, [row], partial(build, row.content, target))
         return units
+
+    def _built_for(self, dest: Destination) -> Target | None:
+        """The target the spooler built ``dest``'s tasks for (:func:`own_target`)."""
+        if dest.key not in self._own_targets:
+            try:
+                self._own_targets[dest.key] = own_target(dest)
+            except Exception:
+                self._own_targets[dest.key] = None
+        return self._own_targets[dest.key]
 
     def _add_unit(
         self, units: list[Unit], rows: list[Row], build: Callable[[], dict[str, Any]]

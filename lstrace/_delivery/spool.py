@@ -10,16 +10,17 @@ server, so the sender checks for them there before sending again.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from lstrace._json import dumps, loads
 from lstrace._options import Destination
@@ -37,7 +38,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     owner TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     maybe_sent INTEGER NOT NULL DEFAULT 0,
-    dead TEXT
+    dead TEXT,
+    task BLOB  -- the import body, built at spooling for the destination's own config
 );
 CREATE UNIQUE INDEX IF NOT EXISTS tasks_dest_run ON tasks (dest, run_id);
 CREATE INDEX IF NOT EXISTS tasks_owner ON tasks (owner, dest, id);
@@ -184,15 +186,42 @@ def default_path() -> Path:
     return base / "lstrace" / "spool.sqlite3"
 
 
-class Row(NamedTuple):
-    """A spooled task (a tuple: a batch of a thousand is built per import)."""
+class Row:
+    """A spooled task. ``task``: the import body built when the call was spooled, for the
+    destination's own label config (None: the sender builds it from ``content``, which is
+    only decoded from the stored JSON when something reads it)."""
 
-    id: int
-    run_id: str
-    content: dict[str, Any]
-    maybe_sent: bool
-    created: float
-    size: int = 0  # characters of the stored JSON: sizes batches without serializing again
+    __slots__ = ("_body", "_content", "created", "id", "maybe_sent", "run_id", "size", "task")
+
+    def __init__(
+        self,
+        id: int,
+        run_id: str,
+        content: dict[str, Any] | None,
+        maybe_sent: bool,
+        created: float,
+        size: int = 0,  # characters of the stored JSON
+        task: bytes | None = None,
+        body: str | bytes | None = None,  # the stored JSON, decoded on first use
+    ) -> None:
+        self.id = id
+        self.run_id = run_id
+        self.maybe_sent = maybe_sent
+        self.created = created
+        self.size = size
+        self.task = task
+        self._body = body
+        self._content = content
+
+    @property
+    def content(self) -> dict[str, Any]:
+        if self._content is None:
+            assert self._body is not None
+            self._content = loads(self._body)
+        return self._content
+
+    def __repr__(self) -> str:
+        return f"Row(id={self.id}, run_id={self.run_id!r})"
 
 
 class Spool:
@@ -213,6 +242,7 @@ class Spool:
             self._prepare_file(path)
         with _guard:
             self._db().executescript(_SCHEMA)
+            _add_task_column(self._db())
         with self._tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO owners VALUES (?, ?, ?, ?)",
@@ -278,14 +308,21 @@ class Spool:
 
     # -- writing -------------------------------------------------------------
 
-    def add(self, items: Iterable[tuple[Destination, dict[str, Any]]]) -> int:
-        """Spool tasks (claimed by this process) in one transaction; returns how many were new."""
+    def add(
+        self,
+        items: Iterable[tuple[Destination, dict[str, Any]]],
+        tasks: Sequence[bytes | None] | None = None,
+    ) -> int:
+        """Spool tasks (claimed by this process) in one transaction; returns how many were new.
+        ``tasks``: per item, its import body built for the destination's own label config
+        (:attr:`Row.task`), or None."""
         now = time.time()
         dests: dict[str, Destination] = {}
         rows = []
-        for dest, content in items:
+        built = iter(tasks) if tasks is not None else itertools.repeat(None)
+        for (dest, content), task in zip(items, built, strict=False):  # repeat() never ends
             dests[dest.key] = dest
-            rows.append((dest.key, content["run_id"], dumps(content), now, self.owner))
+            rows.append((dest.key, content["run_id"], dumps(content), now, self.owner, task))
         with self._tx() as db:
             db.executemany(
                 "INSERT OR IGNORE INTO destinations VALUES (?, ?)",
@@ -293,8 +330,8 @@ class Spool:
             )
             before = db.total_changes
             db.executemany(
-                "INSERT OR IGNORE INTO tasks (dest, run_id, body, created, owner)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO tasks (dest, run_id, body, created, owner, task)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
             return db.total_changes - before
@@ -382,11 +419,11 @@ class Spool:
     def take(self, dest: Destination, limit: int) -> list[Row]:
         """The oldest rows of a destination owned by this process."""
         rows = self._query(
-            "SELECT id, run_id, body, maybe_sent, created FROM tasks"
+            "SELECT id, run_id, body, maybe_sent, created, task FROM tasks"
             " WHERE owner = ? AND dest = ? AND dead IS NULL ORDER BY id LIMIT ?",
             (self.owner, dest.key, limit),
         )
-        return [Row(i, r, loads(b), bool(m), c, len(b)) for i, r, b, m, c in rows]
+        return [Row(i, r, None, bool(m), c, len(b), t, b) for i, r, b, m, c, t in rows]
 
     def count(self, *, mine: bool = False) -> int:
         """Live rows waiting (all processes, or only this one's)."""
@@ -495,6 +532,18 @@ if hasattr(os, "register_at_fork"):
         after_in_parent=lambda: _guard.release(),  # noqa: PLW0108
         after_in_child=_new_guard_in_child,
     )
+
+
+def _add_task_column(db: sqlite3.Connection) -> None:
+    """Spools written before ``tasks.task`` existed get the column (NULL: built when sent)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(tasks)")}
+    if "task" not in columns:
+        try:
+            db.execute("ALTER TABLE tasks ADD COLUMN task BLOB")
+        except sqlite3.OperationalError:  # another process added it first
+            columns = {row[1] for row in db.execute("PRAGMA table_info(tasks)")}
+            if "task" not in columns:
+                raise
 
 
 def _id_lists(ids: Iterable[int], size: int = 500) -> Iterator[str]:

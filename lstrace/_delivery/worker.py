@@ -29,11 +29,13 @@ from typing import TYPE_CHECKING, Any
 from lstrace._capture.record import to_content
 from lstrace._capture.shaping import shape
 from lstrace._capture.trace_record import Step
-from lstrace._client import Connect, open_client
+from lstrace._client import Connect, encode_json, open_client
 from lstrace._delivery import traces as _traces
-from lstrace._delivery.sender import Sender
+from lstrace._delivery.sender import Sender, own_target
 from lstrace._delivery.spool import Spool, default_path
 from lstrace._delivery.stats import Counters, FlushResult, Loss, Stats
+from lstrace._delivery.task import build_task
+from lstrace._labelconfig import Target
 from lstrace._secrets import Access, redact_url
 
 if TYPE_CHECKING:
@@ -131,6 +133,7 @@ class Worker:
         self._sender: Sender | None = None
         self._spool: Spool | None = None
         self._overflow_lock = threading.Lock()
+        self._targets: dict[str, Target | None] = {}  # per destination: own_target()
         self._thread = threading.Thread(target=self._run, name="lstrace-sender", daemon=True)
         # Spooling has a thread of its own: a send can block for request_timeout, and a
         # captured call must reach the spool within spool_interval whatever the network does.
@@ -195,10 +198,18 @@ class Worker:
             self._flushing += 1
         try:
             self._wake.set()
+            counted = 0.0
             while True:
-                pending = self.pending()
-                if pending == 0 or time.time() >= deadline or self._blocked_past(deadline, passes):
-                    break
+                # The spool is counted (a query over this process's rows) at most once a
+                # second while the sender's in-memory backlog says rows wait: polling it
+                # every wake-up cost the flushing thread more CPU than the sending.
+                now = time.time()
+                done = now >= deadline or self._blocked_past(deadline, passes)
+                if done or self._waiting_hint() == 0 or now - counted >= 1.0:
+                    counted = now
+                    pending = self.pending()
+                    if pending == 0 or done:
+                        break
                 with self._idle:
                     self._idle.wait(min(0.05, max(0.0, deadline - time.time())))
         finally:
@@ -211,6 +222,12 @@ class Worker:
         waiting = len(self.queue) + self._in_flight
         spool = self._spool
         return waiting + (spool.count(mine=True) if spool is not None else 0)
+
+    def _waiting_hint(self) -> int:
+        """What :meth:`pending` would say, from memory only (the sender's backlog)."""
+        sender = self._sender
+        waiting = sender.waiting() if sender is not None else 1
+        return len(self.queue) + self._in_flight + waiting
 
     def stats(self) -> Stats:
         spool = self._spool
@@ -398,21 +415,40 @@ class Worker:
                 if self._sender is not None:
                     self._sender.note_spooled(dest, n, time.time())
         items: list[tuple[Destination, dict[str, Any]]] = []
+        tasks: list[bytes | None] = []
         calls_only = [c for c in calls if not isinstance(c, Step)]
         for call in calls_only:
             try:
                 content = shape(to_content(call), call.options, self.counters)
                 if content is not None:
                     items.append((call.options.destination, content))
+                    tasks.append(self._prebuild(call.options.destination, content))
             except Exception as exc:
                 logger.exception("lstrace: could not convert the call of run %s", call.run_id)
                 self.counters.lost("convert", detail=type(exc).__name__)
         self.counters.add("captured", len(calls_only))
-        added = self._spool.add(items) if items else 0
+        added = self._spool.add(items, tasks) if items else 0
         self.counters.add("spooled", added)
         if self._sender is not None:
             for dest, n in Counter(dest for dest, _ in items).items():
                 self._sender.note_spooled(dest, min(n, added), time.time())
+
+    def _prebuild(self, dest: Destination, content: dict[str, Any]) -> bytes | None:
+        """The call's import body for its destination's own label config, built once here
+        so the sender sends it as stored (None: the sender builds it, e.g. for a pair, a
+        bare ``project_id``, or a task that cannot be built, which it reports)."""
+        if dest.key not in self._targets:
+            try:
+                self._targets[dest.key] = own_target(dest)
+            except Exception:  # a config the sender will report
+                self._targets[dest.key] = None
+        target = self._targets[dest.key]
+        if target is None:
+            return None
+        try:
+            return encode_json(build_task(content, target))
+        except Exception:  # the sender builds it again, and reports why it cannot
+            return None
 
     def _overflow(self, call: CapturedCall | Step) -> None:
         """The queue is full: spool this call from the caller's thread rather than drop it."""

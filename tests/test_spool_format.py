@@ -1,0 +1,138 @@
+"""The spool stores each call's import body, built once when the call is spooled.
+
+The sender sends that body as stored when the project's target is the one the body was
+built for, and builds the task from the stored content otherwise (a project whose config
+differs, a bare project_id, a pair). Offline: no key is given, so nothing is sent.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from pathlib import Path
+
+import pytest
+from langchain_core.language_models import FakeListLLM
+
+import lstrace
+from lstrace import _json
+from lstrace._delivery.projects import Project
+from lstrace._delivery.sender import Sender
+from lstrace._delivery.spool import Spool
+from lstrace._delivery.stats import Counters
+from lstrace._delivery.task import build_task
+from lstrace._labelconfig import Target, default_target
+from lstrace._options import DEFAULT_CONFIGS, Destination
+from tests.spooled import spooled
+
+
+def stored_tasks(path: Path) -> list[bytes | None]:
+    with sqlite3.connect(path) as db:
+        return [task for (task,) in db.execute("SELECT task FROM tasks ORDER BY id")]
+
+
+@pytest.mark.parametrize("mode", ["chat", "prompt"])
+def test_a_spooled_call_holds_its_import_body_for_the_default_config(
+    mode: str, lstrace_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each spooled call of a mode's default project carries the JSON its import sends:
+    the task built from its stored content for that mode's target, encoded once."""
+    monkeypatch.delenv("LABEL_STUDIO_API_KEY")
+    llm = FakeListLLM(responses=["first answer", "second answer"])
+    with lstrace.ls_session(project_name="spool format", mode=mode):
+        llm.invoke("first question")
+        llm.invoke("second question")
+    contents = spooled(lstrace_state, 2)
+    target = default_target(mode)
+    assert isinstance(target, Target)
+    tasks = stored_tasks(lstrace_state)
+    assert tasks == [_json.encode(build_task(c, target)) for c in contents]
+    assert _json.loads(tasks[1] or b"")["predictions"][0]["result"][0]["value"] == {
+        "text": ["second answer"]
+    }
+
+
+def test_a_pairwise_call_is_spooled_without_a_body(
+    lstrace_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pairs are built from two calls when sent: nothing is built at spooling."""
+    monkeypatch.delenv("LABEL_STUDIO_API_KEY")
+    with lstrace.ls_session(project_name="spool format pairs", mode="pairwise"):
+        FakeListLLM(responses=["a"]).invoke("q")
+    spooled(lstrace_state, 1)
+    assert stored_tasks(lstrace_state) == [None]
+
+
+def test_the_sender_sends_the_stored_body_only_for_the_target_it_was_built_for(
+    tmp_path: Path,
+) -> None:
+    """A row's stored body goes out as it is when the project's target is the
+    destination's own; for a project with another target the task is built again from
+    the stored content; a row without a body is built as before."""
+    dest = Destination("http://127.0.0.1:1", None, "format", DEFAULT_CONFIGS["chat"], "chat")
+    spool = Spool(tmp_path / "spool.sqlite3", uuid.uuid4().hex)
+    content = {
+        "run_id": str(uuid.uuid4()),
+        "parent_run_id": None,
+        "prompt": "q",
+        "dialogue": [{"role": "user", "content": "q"}],
+        "responses": ["a"],
+        "response_message": None,
+        "model": "m",
+        "run_type": "chat_model",
+        "tags": [],
+        "metadata": {},
+        "pair_group": None,
+        "usage": {},
+        "latency_ms": 1.0,
+        "captured_at": "2026-01-15T09:30:00+00:00",
+        "error": None,
+    }
+    bare = {**content, "run_id": str(uuid.uuid4())}
+    marker = b'{"stored":"as built at spooling"}'
+    spool.add([(dest, content), (dest, bare)], [marker, None])
+    rows = spool.take(dest, 10)
+    sender = Sender(
+        spool,
+        Counters(),
+        batch_size=10,
+        max_batch_bytes=1_000_000,
+        request_timeout=1.0,
+        max_backoff=1.0,
+        keys={},
+    )
+    own = default_target("chat")
+    other = Target("answer", "text", "text", "Text")
+    assert isinstance(own, Target)
+    as_stored = sender._units(dest, Project(1, own), rows)
+    assert [u.body for u in as_stored] == [marker, _json.encode(build_task(bare, own))]
+    rebuilt = sender._units(dest, Project(1, other), rows)
+    expected = [_json.encode(build_task(c, other)) for c in (content, bare)]
+    assert [u.body for u in rebuilt] == expected
+    spool.close()
+
+
+def test_a_spool_written_before_the_body_column_is_still_read(tmp_path: Path) -> None:
+    """A spool file whose tasks table lacks the ``task`` column (an earlier lstrace) gets
+    it on open; its rows are taken with no stored body and their content intact."""
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE destinations (key TEXT PRIMARY KEY, spec TEXT NOT NULL);"
+            "CREATE TABLE tasks (id INTEGER PRIMARY KEY AUTOINCREMENT, dest TEXT NOT NULL,"
+            " run_id TEXT NOT NULL, body TEXT NOT NULL, created REAL NOT NULL, owner TEXT,"
+            " attempts INTEGER NOT NULL DEFAULT 0, maybe_sent INTEGER NOT NULL DEFAULT 0,"
+            " dead TEXT);"
+        )
+    dest = Destination("http://127.0.0.1:1", None, "old", DEFAULT_CONFIGS["prompt"], "prompt")
+    owner = uuid.uuid4().hex
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO destinations VALUES (?, ?)", (dest.key, "{}"))
+        db.execute(
+            "INSERT INTO tasks (dest, run_id, body, created, owner) VALUES (?, ?, ?, ?, ?)",
+            (dest.key, "r1", '{"run_id": "r1", "prompt": "old"}', 0.0, owner),
+        )
+    spool = Spool(path, owner)
+    [row] = spool.take(dest, 10)
+    assert (row.task, row.content) == (None, {"run_id": "r1", "prompt": "old"})
+    spool.close()
