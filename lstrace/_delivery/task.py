@@ -61,14 +61,16 @@ def _turn(turn: Mapping[str, Any], max_chars: int) -> dict[str, Any]:
 def columns(content: Mapping[str, Any], max_chars: int) -> dict[str, Any]:
     """The flat data keys every task carries: Data Manager columns."""
     usage = content.get("usage") or {}
+    metadata = content.get("metadata")
     data: dict[str, Any] = {
         "run_id": content["run_id"],
         "model": content["model"],  # the model that answered, else the one requested
         "requested_model": content.get("requested_model") or content["model"],  # older rows
         "tags": ", ".join(content.get("tags") or []),
-        "metadata": truncate(
-            json.dumps(content.get("metadata") or {}, ensure_ascii=False), max_chars
-        ),
+        # most calls have none: "{}" without the encoder's setup
+        "metadata": truncate(json.dumps(metadata, ensure_ascii=False), max_chars)
+        if metadata
+        else "{}",
         "parent_run_id": content.get("parent_run_id") or "",
         "prompt_tokens": usage.get("prompt_tokens"),
         "completion_tokens": usage.get("completion_tokens"),

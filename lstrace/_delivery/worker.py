@@ -430,8 +430,10 @@ class Worker:
         added = self._spool.add(items, tasks) if items else 0
         self.counters.add("spooled", added)
         if self._sender is not None:
-            for dest, n in Counter(dest for dest, _ in items).items():
-                self._sender.note_spooled(dest, min(n, added), time.time())
+            # by key: hashing a Destination hashes its whole label config, per call
+            dests = {dest.key: dest for dest, _ in items}
+            for key, n in Counter(dest.key for dest, _ in items).items():
+                self._sender.note_spooled(dests[key], min(n, added), time.time())
 
     def _prebuild(self, dest: Destination, content: dict[str, Any]) -> bytes | None:
         """The call's import body for its destination's own label config, built once here
