@@ -32,8 +32,8 @@ from langchain_openai import ChatOpenAI
 
 import lstrace
 
-WINDOW = 2.0  # seconds of calling and looking: longer than the sender's start-up takes today
-PAUSE = 0.01  # between calls: the app's thread leaves the others time to run
+WINDOW = 1.5  # seconds of calling and looking: longer than the sender's old start-up
+PAUSE = 0.02  # between calls: the app's thread leaves the others time to run
 PROJECT = "import race"
 MODEL = ChatOpenAI(model="gpt-4o-mini", max_retries=0)
 
