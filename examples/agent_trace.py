@@ -68,4 +68,4 @@ if __name__ == "__main__":
         state = agent.invoke({"messages": [("user", "What's on in Paris this evening?")]})
     print(state["messages"][-1].content)
     print(plan_evening("Paris"))
-    where_to_look(PROJECT, lstrace.flush())
+    where_to_look(PROJECT, lstrace.flush(timeout=120))

@@ -35,4 +35,4 @@ if __name__ == "__main__":
     with ls_session(project_name=PROJECT, mode="chat", tags=["agent"]):
         state = agent.invoke({"messages": [("user", "What's the weather in Paris?")]})
     print(state["messages"][-1].content)
-    where_to_look(PROJECT, lstrace.flush())
+    where_to_look(PROJECT, lstrace.flush(timeout=120))

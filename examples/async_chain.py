@@ -36,4 +36,4 @@ async def main() -> None:
 
 if __name__ == "__main__":
     asyncio.run(main())
-    where_to_look(PROJECT, lstrace.flush())
+    where_to_look(PROJECT, lstrace.flush(timeout=120))

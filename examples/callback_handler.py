@@ -29,4 +29,4 @@ if __name__ == "__main__":
         [SystemMessage("Always use a lot of emojis"), HumanMessage("Tell me a joke")]
     )
     print(reply.content)
-    where_to_look(PROJECT, lstrace.flush())
+    where_to_look(PROJECT, lstrace.flush(timeout=120))

@@ -27,4 +27,4 @@ if __name__ == "__main__":
     ):
         for question in ("How is the weather today?", "And tomorrow?"):
             print(model.invoke([system, HumanMessage(question)]).content)
-    where_to_look(PROJECT, lstrace.flush())
+    where_to_look(PROJECT, lstrace.flush(timeout=120))

@@ -43,4 +43,4 @@ if __name__ == "__main__":
         for question in QUESTIONS:
             reply = model.invoke([SYSTEM, HumanMessage(question)])
             print(f"Q: {question}\nA: {reply.content}\n")
-    where_to_look(PROJECT, lstrace.flush())
+    where_to_look(PROJECT, lstrace.flush(timeout=120))

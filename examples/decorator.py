@@ -30,4 +30,4 @@ def tell_joke(topic: str) -> str:
 if __name__ == "__main__":
     for topic in ("programmers", "cats"):
         print(tell_joke(topic))
-    where_to_look(PROJECT, lstrace.flush())
+    where_to_look(PROJECT, lstrace.flush(timeout=120))

@@ -68,7 +68,7 @@ if __name__ == "__main__":
     with lstrace.ls_session(project_name=PROJECT):
         for question in QUESTIONS:
             print(model.invoke(question).content)
-    where_to_look(PROJECT, lstrace.flush())
+    where_to_look(PROJECT, lstrace.flush(timeout=120))
 
     review_like_a_person()
     out = Path(tempfile.mkdtemp(prefix="lstrace-export-"))

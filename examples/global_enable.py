@@ -31,4 +31,4 @@ if __name__ == "__main__":
     lstrace.enable(project_name=PROJECT, tags=["trivia"])
     print(capital_of_france())
     print(boiling_point())
-    where_to_look(PROJECT, lstrace.flush())
+    where_to_look(PROJECT, lstrace.flush(timeout=120))

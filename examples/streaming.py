@@ -22,4 +22,4 @@ if __name__ == "__main__":
         for chunk in model.stream("Tell me a two-sentence story about a robot."):
             print(chunk.content, end="", flush=True)
     print()
-    where_to_look(PROJECT, lstrace.flush())
+    where_to_look(PROJECT, lstrace.flush(timeout=120))
