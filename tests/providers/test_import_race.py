@@ -1,14 +1,17 @@
 """No import races (issue 9.1): lstrace's threads never import while the app may be importing.
 
-Every case runs in fresh processes (``race_child.py``), a few at a time, because an
-import race happens once per process, at its start: 20 per entry point (``ls_session``,
-``@ls_track``, ``enable()``, the drop-in handler), each of which, right after entering
-capture and for the next two seconds, calls a ``ChatOpenAI`` built beforehand (pointed at
-the OpenAI stub) and watches ``sys.modules`` from the main thread. Label Studio is a dead
-port: the race is between lstrace's own threads and the app's thread, whatever the
-server does. Two proofs read the same processes' reports:
+Every case runs in fresh processes, a few at a time, because an import race happens once
+per process, at its start: 20 per entry point (``ls_session``, ``@ls_track``, ``enable()``,
+the drop-in handler), each of which, right after entering capture and for the next 1.5
+seconds, calls a ``ChatOpenAI`` built beforehand (pointed at the OpenAI stub) and watches
+``sys.modules`` from the main thread. ``race_child.py`` imports the provider and lstrace
+once per entry point and forks the 20 processes from there, single-threaded, at the point
+where an app enters capture (the imports cost far more than the proof under load). Label
+Studio is a dead port: the race is between lstrace's own threads and the app's thread,
+whatever the server does. Three proofs read the same processes' reports:
 
 - generic: no module is ever seen still initialising (imported by another thread);
+- generic and exhaustive: an import hook sees no module looked up off the main thread;
 - the case that broke first: no ChatOpenAI call fails (0 of 20 processes).
 """
 
@@ -20,7 +23,6 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +54,8 @@ def dead_url() -> str:
 
 
 def run_children(entry: str, count: int, stub: OpenAIStub, tmp: Path) -> list[dict[str, Any]]:
-    """Run ``count`` fresh children for ``entry``, ``PARALLEL`` at a time; their reports."""
-    base = {
+    """Fork ``count`` processes for ``entry``, ``PARALLEL`` at a time; their reports."""
+    env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
         "LABEL_STUDIO_URL": dead_url(),
@@ -61,25 +63,20 @@ def run_children(entry: str, count: int, stub: OpenAIStub, tmp: Path) -> list[di
         "OPENAI_BASE_URL": stub.base_url,
         "OPENAI_API_KEY": "sk-test-race",
     }
-
-    def one(i: int) -> dict[str, Any]:
-        env = {**base, "LSTRACE_SPOOL_PATH": str(tmp / f"{entry}-{i}.sqlite3")}
-        done = subprocess.run(
-            [sys.executable, str(CHILD), entry],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
-        if done.returncode != 0 or not lines:
-            crash = f"exit {done.returncode}: {done.stderr[-2000:]}"
-            return {"calls": 0, "error": crash, "initialising": [crash]}
-        return dict(json.loads(lines[-1]))
-
-    with ThreadPoolExecutor(PARALLEL) as pool:
-        return list(pool.map(one, range(count)))
+    where = tmp / entry
+    where.mkdir()
+    done = subprocess.run(
+        [sys.executable, str(CHILD), entry, str(count), str(PARALLEL), str(where)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    reports = [json.loads(ln) for ln in done.stdout.splitlines() if ln.startswith("{")]
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(reports) == count, done.stdout + done.stderr[-3000:]
+    return reports
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +105,19 @@ def test_no_module_is_half_imported_after_scope_entry(
     found = [r["initialising"] for r in reports(entry) if r["initialising"]]
     assert not found, (
         f"{len(found)}/{PROCESSES} processes saw half-imported modules, e.g. {found[0][:8]}"
+    )
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_no_module_is_looked_up_off_the_main_thread(
+    entry: str, reports: Callable[[str], list[dict[str, Any]]]
+) -> None:
+    """In the same processes, an import hook sees no module looked up by any thread but the
+    main one (lstrace's spooler and sender, while they spool and retry the calls): not a
+    sample of the race window but every lookup."""
+    found = [r["thread_imports"] for r in reports(entry) if r["thread_imports"]]
+    assert not found, (
+        f"{len(found)}/{PROCESSES} processes imported off the main thread, e.g. {found[0][:8]}"
     )
 
 
