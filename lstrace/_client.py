@@ -23,6 +23,9 @@ importing the same modules.
 from __future__ import annotations
 
 import base64
+import contextlib
+import datetime as dt
+import email.utils
 import json
 import os
 import threading
@@ -49,6 +52,10 @@ _PROJECT_PAGE = 100  # the server's largest page of projects
 _IN_LIST_CHUNK = 60
 _EQUAL_CHUNK = 16
 _REFRESH_MARGIN_S = 30.0  # exchange a personal access token this long before it expires
+# A server without a job queue builds an export snapshot inside the request that asks for
+# it (about a millisecond a task); its background job may take 3 hours: so may this.
+SNAPSHOT_TIMEOUT_S = 3 * 3600.0
+_DOWNLOAD_CHUNK = 1 << 16
 
 
 def server_url(url: str | None = None) -> str:
@@ -80,6 +87,14 @@ class ProjectInfo:
 
     def describe(self) -> str:
         return f"project {self.title!r} (id {self.id})"
+
+
+@dataclass(frozen=True)
+class TaskIds:
+    """One page of task ids, and how many tasks match the query in all."""
+
+    ids: list[int]
+    total: int
 
 
 @dataclass(frozen=True)
@@ -302,9 +317,93 @@ class LabelStudioClient:
             read=_task_page,
         )
 
+    def task_ids(self, project_id: int, query: Mapping[str, Any], page_size: int) -> TaskIds:
+        """The ids of the first ``page_size`` tasks matching a Data Manager ``query`` (no
+        annotations or predictions: a light page), and how many match in all."""
+        return self._request(
+            "GET",
+            "/api/tasks/",
+            f"list task ids of project {project_id}",
+            params={
+                "project": project_id,
+                "fields": "task_only",
+                "include": "id",
+                "query": json.dumps(query),
+                "page": 1,
+                "page_size": page_size,
+            },
+            read=lambda a: TaskIds([int(t["id"]) for t in a["tasks"]], int(a.get("total") or 0)),
+        )
+
     # -- exports ----------------------------------------------------------------------
-    # (The server's own export, and export snapshots for very large projects, belong
-    # here, next to task_page: the export reads through this client too.)
+
+    def create_snapshot(self, project_id: int, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Start an export snapshot (``POST /api/projects/{id}/exports/``): the snapshot's id,
+        status and counters. A server without a job queue builds it within this request,
+        which may take minutes for a large project."""
+        return self._request(
+            "POST",
+            f"/api/projects/{project_id}/exports/",
+            f"create an export snapshot of project {project_id}",
+            body=encode_json(body),
+            read=dict,
+            timeout=SNAPSHOT_TIMEOUT_S,
+        )
+
+    def snapshot(self, project_id: int, export_id: int) -> dict[str, Any]:
+        """An export snapshot's status and counters."""
+        return self._request(
+            "GET",
+            f"/api/projects/{project_id}/exports/{export_id}",
+            f"look at export snapshot {export_id} of project {project_id}",
+            read=dict,
+        )
+
+    @contextlib.contextmanager
+    def download_snapshot(self, project_id: int, export_id: int) -> Iterator[Iterator[bytes]]:
+        """The snapshot's file as it arrives, in chunks; never held whole. A connection lost
+        while reading raises :class:`DeliveryFailure` from the iteration."""
+        what = f"download export snapshot {export_id} of project {project_id}"
+        request = self._http.build_request(
+            "GET",
+            f"/api/projects/{project_id}/exports/{export_id}/download",
+            headers=self._headers(what, needs_key=True, body=False),
+        )
+        try:
+            response = self._http.send(request, stream=True)
+        except Exception as exc:
+            raise _network_failure(exc, what, self.url, self.timeout) from None
+        try:
+            if response.status_code >= 400:
+                response.read()
+                raise _http_failure(
+                    response.status_code, response.headers, _detail(response), what, self.url
+                )
+            yield self._chunks(response, what)
+        finally:
+            response.close()
+
+    def _chunks(self, response: httpx.Response, what: str) -> Iterator[bytes]:
+        try:
+            yield from response.iter_bytes(_DOWNLOAD_CHUNK)
+        except httpx.HTTPError as exc:
+            raise _network_failure(exc, what, self.url, self.timeout) from None
+
+    def delete_snapshot(self, project_id: int, export_id: int) -> None:
+        what = f"delete export snapshot {export_id} of project {project_id}"
+        path = f"/api/projects/{project_id}/exports/{export_id}"
+        self._request("DELETE", path, what, read=_nothing)
+
+    def server_time(self) -> dt.datetime:
+        """The server's clock, from the ``Date`` of an answer (whole seconds, rounded
+        down); needs no key."""
+        return self._request(
+            "GET",
+            "/api/version/",
+            "read its clock",
+            needs_key=False,
+            answer=lambda response: email.utils.parsedate_to_datetime(response.headers["date"]),
+        )
 
     # -- the server and its users -----------------------------------------------------
 
@@ -339,39 +438,39 @@ class LabelStudioClient:
         path: str,
         what: str,
         *,
-        read: Callable[[Any], T],
+        read: Callable[[Any], T] | None = None,
         params: Mapping[str, Any] | None = None,
         body: bytes | None = None,
         needs_key: bool = True,
+        timeout: float | None = None,
+        answer: Callable[[httpx.Response], T] | None = None,
     ) -> T:
-        """Send one request; what ``read`` makes of the answer's JSON (None when empty).
+        """Send one request; what ``read`` makes of the answer's JSON (None when empty), or
+        ``answer`` of the whole response. ``timeout`` replaces the client's for this one.
 
         Raises :class:`DeliveryFailure` for any failure, classified for the retry policy;
         an answer ``read`` cannot make sense of is one too.
         """
-        headers = {}
-        if self._key is not None:
-            headers["Authorization"] = self._authorization()
-        elif needs_key:
-            raise DeliveryFailure(
-                FailureKind.AUTH,
-                f"no API key for Label Studio at {self.url} to {what}",
-                what=what,
-                url=self.url,
-            )
-        if body is not None:
-            headers["Content-Type"] = "application/json"
+        headers = self._headers(what, needs_key=needs_key, body=body is not None)
         try:
             response = self._http.request(
-                method, path, params=dict(params or {}), content=body, headers=headers
+                method,
+                path,
+                params=dict(params or {}),
+                content=body,
+                headers=headers,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )
         except Exception as exc:  # httpx's errors, and anything a transport may raise
-            raise _network_failure(exc, what, self.url, self.timeout) from None
+            raise _network_failure(exc, what, self.url, timeout or self.timeout) from None
         if response.status_code >= 400:
             raise _http_failure(
                 response.status_code, response.headers, _detail(response), what, self.url
             )
         try:
+            if answer is not None:
+                return answer(response)
+            assert read is not None, "a request reads its answer's JSON or the response"
             return read(json.loads(response.content) if response.content else None)
         except (ValueError, LookupError, TypeError, AttributeError):
             detail = _detail(response)
@@ -385,6 +484,21 @@ class LabelStudioClient:
                 what=what,
                 url=self.url,
             ) from None
+
+    def _headers(self, what: str, *, needs_key: bool, body: bool) -> dict[str, str]:
+        headers = {}
+        if self._key is not None:
+            headers["Authorization"] = self._authorization()
+        elif needs_key:
+            raise DeliveryFailure(
+                FailureKind.AUTH,
+                f"no API key for Label Studio at {self.url} to {what}",
+                what=what,
+                url=self.url,
+            )
+        if body:
+            headers["Content-Type"] = "application/json"
+        return headers
 
     def _authorization(self) -> str:
         if self._refresh_expires is None:

@@ -221,7 +221,14 @@ def _add_export(commands: Any) -> None:
     export.add_argument(
         "--since",
         help="keep annotations last updated at or after this date or time (ISO 8601; UTC "
-        "unless an offset is given)",
+        "unless an offset is given); 'last': incremental, read only the tasks changed since "
+        "the last run with this output, and write the whole dataset",
+    )
+    export.add_argument(
+        "--state",
+        type=Path,
+        help="with --since last: where to keep what was read (default: .NAME.lstrace-state "
+        "beside the output file; needed for standard output)",
     )
     export.add_argument(
         "--no-dedupe",
@@ -286,6 +293,7 @@ def run_export(args: argparse.Namespace) -> int:
         min_rating=args.min_rating,
         include_skipped=args.include_skipped,
         since=args.since,
+        state=args.state,
         dedupe=args.dedupe,
         annotator_policy=args.annotator_policy,
         max_pairs_per_prompt=args.max_pairs_per_prompt,
@@ -293,6 +301,8 @@ def run_export(args: argparse.Namespace) -> int:
     )
     where = "standard output" if result.output == "-" else result.output
     left_out = describe_dropped(result.dropped)
+    if result.state is not None:
+        print(f"lstrace export: {result.read} (state {result.state}).", file=sys.stderr)
     print(
         f"lstrace export: wrote {result.rows} {result.format} rows to {where} from "
         f"{result.used} of {result.annotations} annotations on {result.tasks} tasks of project "

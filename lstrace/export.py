@@ -7,8 +7,9 @@ The Python side of ``lstrace export``::
     result = export_project("Support bot", "sft", "sft.jsonl", min_rating=4)
     print(result.rows, "rows")
 
-Tasks are streamed from Label Studio a page at a time and rows are written as
-they come, so a project of any size exports in flat memory.
+Tasks are streamed from Label Studio's export snapshots (or a page at a time,
+from servers that refuse those) and rows are written as they come, so a
+project of any size exports in flat memory.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -29,11 +30,15 @@ from lstrace._errors import (
     NothingToExport,
     ServerUnreachable,
 )
-from lstrace._export.annotations import POLICIES, Controls, Filters, Tally, parse_since, reviews
-from lstrace._export.fetch import PAGE_SIZE, annotated_tasks
+from lstrace._export import incremental
+from lstrace._export.annotations import POLICIES, Controls, Filters, Tally, parse_since, review_task
 from lstrace._export.formats import FORMATS, MAX_PAIRS_PER_PROMPT, Writer, make_writer
-from lstrace._export.output import opened
+from lstrace._export.output import opened, writes_through
+from lstrace._export.read import ProgressFn, Reading, annotated
 from lstrace._export.server import ProjectInfo, ReadClient
+from lstrace._export.sink import Rows
+from lstrace._export.state import ExportState, identity
+from lstrace._export.state import default_path as default_state_path
 
 __all__ = [
     "FORMATS",
@@ -59,11 +64,14 @@ class ExportResult:
     format: str
     output: str  # a path, or "-" for standard output
     rows: int
-    tasks: int  # annotated tasks read
+    tasks: int  # annotated tasks the dataset comes from
     annotations: int  # annotations on them
     used: int  # annotations that passed the filters
     dropped: dict[str, int] = field(default_factory=dict)
     ignored_result_types: dict[str, int] = field(default_factory=dict)
+    read: str = ""  # how this run read Label Studio, in words
+    read_tasks: int = 0  # tasks this run read from Label Studio
+    state: str | None = None  # the state file of an incremental export
 
 
 def export_project(
@@ -77,6 +85,7 @@ def export_project(
     min_rating: float | None = None,
     include_skipped: bool = False,
     since: dt.datetime | dt.date | str | None = None,
+    state: str | Path | None = None,
     dedupe: bool = True,
     annotator_policy: str = "latest",
     max_pairs_per_prompt: int = MAX_PAIRS_PER_PROMPT,
@@ -92,9 +101,17 @@ def export_project(
     updated at or after it; naive values are UTC) and ``min_rating`` apply.
     ``dedupe`` keeps one task per ``run_id``. ``preference`` pairs each edit
     with the model's answer, and answers to one prompt by rating, at most
-    ``max_pairs_per_prompt`` (best-rated first). A file ``output`` is written
-    under a temporary name and renamed when complete; ``progress`` (True for
-    stderr, or a stream) reports the tasks read.
+    ``max_pairs_per_prompt`` (best-rated first). A regular file ``output`` is
+    written under a temporary name and renamed when complete (anything else,
+    a FIFO or a device, is written through); ``progress`` (True for stderr, or
+    a stream) reports the tasks read.
+
+    ``since="last"`` makes the export incremental: ``state`` (default: a
+    hidden ``.NAME.lstrace-state`` beside a file ``output``; required for
+    other outputs) remembers what earlier runs read, so this run reads only the
+    tasks Label Studio updated since the last one, and still writes the whole
+    dataset. A state made for another server, project, label config or filter
+    set is not reused (the run reads everything and says why).
 
     Raises :class:`NothingToExport` when no row results, :class:`BadRequest`
     for an unknown project, a config without TextArea or a bad option,
@@ -104,19 +121,45 @@ def export_project(
     as_csv = _check_options(
         format, output, as_csv, annotator_policy, min_rating, max_pairs_per_prompt
     )
-    filters = Filters(annotator_policy, include_skipped, parse_since(since), min_rating)
+    since_last = isinstance(since, str) and since.strip().lower() == "last"
+    filters = Filters(
+        annotator_policy, include_skipped, None if since_last else parse_since(since), min_rating
+    )
+    state_path = _state_path(output, state) if since_last else None
     client = ReadClient(server_url(url), server_key(api_key))
     info = client.project(project)
     controls = Controls.from_parsed(info.parsed_config, info.describe())
     users = _annotators(client) if format == "ratings" else {}
-    tally = Tally()
-    with opened(output) as out:
-        writer = make_writer(
-            format, out, controls, as_csv=as_csv, max_pairs_per_prompt=max_pairs_per_prompt
+    meter = _Progress(progress if not isinstance(progress, bool) else sys.stderr, info.describe())
+    on_progress = meter if progress else None
+
+    def write(fill: Callable[[Rows], None]) -> Rows:
+        with opened(output) as out:
+            writer = make_writer(
+                format, out, controls, as_csv=as_csv, max_pairs_per_prompt=max_pairs_per_prompt
+            )
+            rows = Rows(writer, dedupe=dedupe)
+            fill(rows)
+            if rows.finish() == 0:
+                raise NothingToExport(_why_empty(info, format, filters, rows.tally, writer))
+        return rows
+
+    if state_path is not None:
+        rows, how, read_tasks = _incremental(
+            client, info, controls, filters, users, state_path, on_progress, write
         )
-        rows = _write_all(client, info, controls, filters, users, writer, tally, dedupe, progress)
-        if rows == 0:
-            raise NothingToExport(_why_empty(info, format, filters, tally, writer))
+    else:
+        reading = Reading()
+
+        def fill(rows: Rows) -> None:
+            for _, task in annotated(client, info.id, reading, on_progress=on_progress):
+                rows.add(*review_task(task, controls, filters, users))
+
+        rows = write(fill)
+        how, read_tasks = _way(reading), reading.tasks
+    if progress:
+        meter.done()
+    tally = rows.tally
     if tally.ignored_types:
         logger.warning("lstrace export: %s", ignored_note(tally.ignored_types))
     return ExportResult(
@@ -124,50 +167,66 @@ def export_project(
         project_title=info.title,
         format=format,
         output=output if isinstance(output, str) else str(getattr(output, "name", output)),
-        rows=rows,
+        rows=rows.rows,
         tasks=tally.tasks,
         annotations=tally.annotations,
         used=tally.used,
-        dropped={k: v for k, v in (tally.dropped + writer.dropped).items() if v},
+        dropped={k: v for k, v in (tally.dropped + rows.writer.dropped).items() if v},
         ignored_result_types=dict(tally.ignored_types),
+        read=how,
+        read_tasks=read_tasks,
+        state=str(state_path) if state_path is not None else None,
     )
 
 
-def _write_all(
+def _incremental(
     client: ReadClient,
     info: ProjectInfo,
     controls: Controls,
     filters: Filters,
-    users: Mapping[int, str],
-    writer: Writer,
-    tally: Tally,
-    dedupe: bool,
-    progress: bool | TextIO,
-) -> int:
-    meter = _Progress(progress if not isinstance(progress, bool) else sys.stderr, info.describe())
-    seen: set[str] = set()  # run ids written; the only thing that grows with the project
-    rows = 0
-    tasks = annotated_tasks(
-        client,
-        info.id,
-        page_size=PAGE_SIZE,
-        on_page=meter if progress else None,
+    users: dict[int, str],
+    state_path: Path,
+    on_progress: ProgressFn | None,
+    write: Callable[[Callable[[Rows], None]], Rows],
+) -> tuple[Rows, str, int]:
+    """Bring the state up to date, then write the whole dataset from it."""
+    stored = ExportState(state_path)
+    try:
+        wanted = identity(
+            client.url,
+            info.id,
+            info.parsed_config,
+            {
+                "policy": filters.policy,
+                "include_skipped": filters.include_skipped,
+                "min_rating": filters.min_rating,
+            },
+        )
+        reset_because = stored.adopt(wanted)
+        done = incremental.update(
+            client, info, stored, reset_because, controls, filters, users, on_progress
+        )
+        rows = write(lambda sink: incremental.write(stored, sink))
+    finally:
+        stored.close()
+    return rows, done.describe() + f" by {_way(done.reading)}", done.changed
+
+
+def _way(reading: Reading) -> str:
+    if reading.way == "pages" and reading.fallback_reason:
+        return f"pages (export snapshots refused: {reading.fallback_reason})"
+    return reading.way
+
+
+def _state_path(output: str | Path | TextIO, state: str | Path | None) -> Path:
+    if state is not None:
+        return Path(state)
+    if isinstance(output, str | Path) and str(output) != "-" and not writes_through(Path(output)):
+        return default_state_path(Path(output))
+    raise BadRequest(
+        "--since last keeps its state beside the output file; for standard output or a "
+        "stream, say where with --state PATH."
     )
-    for task in tasks:
-        run_id = str((task.get("data") or {}).get("run_id") or "")
-        if dedupe and run_id and run_id in seen:
-            tally.dropped["duplicate_run_id"] += 1
-            continue
-        found = reviews(task, controls, filters, users, tally)
-        if found and run_id:
-            seen.add(run_id)
-        for review in found:
-            tally.used += 1
-            rows += writer.write(review)
-    rows += writer.finish()
-    if progress:
-        meter.done()
-    return rows
 
 
 def _annotators(client: ReadClient) -> dict[int, str]:

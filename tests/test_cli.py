@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from uuid import UUID
 
@@ -19,6 +20,7 @@ import lstrace
 from lstrace._delivery import sender as _sender
 from lstrace._delivery import spool as _spool
 from lstrace._delivery import worker as _worker
+from lstrace._export import incremental
 from lstrace.cli import main
 from tests import readback
 from tests.spooled import spooled
@@ -185,6 +187,29 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     """--version prints the installed lstrace version."""
     code, out, _ = run(capsys, "--version")
     assert (code, out) == (0, f"lstrace {lstrace.__version__}\n")
+
+
+def test_since_last_reads_the_changes_into_a_state_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--since last with --state: the first run reads every annotated task, the second none
+    (nothing changed), and both write the whole dataset, here to standard output; the
+    summary says what was read and where the state is."""
+    monkeypatch.setattr(incremental, "MARGIN_S", 0)
+    seed_prompt_project("CLI incremental")
+    time.sleep(1.1)  # past the server clock's second of the last annotation
+    state = tmp_path / "sft.state"
+    args = ("export", "--project", "CLI incremental", "--format", "sft", "--since", "last")
+    code, first, err = run(capsys, *args, "--state", str(state))
+    assert code == 0 and err.startswith(
+        f"lstrace export: read all 6 annotated tasks by snapshots (state {state}).\n"
+    )
+    time.sleep(1.1)
+    code, second, err = run(capsys, *args, "--state", str(state))
+    assert code == 0 and second == first and len(first.splitlines()) == 5
+    assert err.startswith("lstrace export: read 0 tasks changed since ")
+    code, _, err = run(capsys, *args)
+    assert code == 2 and "say where with --state PATH" in one_error_line(err)
 
 
 def test_unknown_project_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ import pytest
 from langchain_core.language_models import FakeListChatModel, FakeListLLM
 
 import lstrace
+from lstrace._export import incremental
+from lstrace._export.server import ReadClient
 from lstrace.export import BadRequest, ExportResult, NothingToExport, export_project
 from tests import readback
 
@@ -494,6 +497,132 @@ def test_ratings_csv_on_a_custom_config(tmp_path: Path) -> None:
     assert rows[0]["corrected_response"] == "An answer." and rows[1]["corrected_response"] == ""
     assert result.ignored_result_types == {"number": 1}
     golden("ratings_custom.csv", re.sub(r"(?m)^\d+,", "<id>,", out.read_text(encoding="utf-8")))
+
+
+# -- how an export reads: snapshots, pages, incremental --------------------------------------
+
+
+def test_a_server_refusing_snapshots_is_read_page_by_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exports read Label Studio's export snapshots; a server that refuses them (here, the
+    snapshot request answered 405 behind lstrace's client) is read page by page, with the
+    same dataset. (The live tier proves this against a real refusal, through a proxy.)"""
+    seed_prompt_project("Export fallback")
+    out, result = export(tmp_path, "Export fallback", "sft")
+    assert result.read == "snapshots" and result.read_tasks == 6
+    by_snapshots = out.read_text(encoding="utf-8")
+    golden("sft_prompt.jsonl", by_snapshots)
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise BadRequest("Label Studio could not create an export snapshot (405): not allowed")
+
+    monkeypatch.setattr(ReadClient, "create_snapshot", refuse)
+    out, result = export(tmp_path, "Export fallback", "sft")
+    assert result.read.startswith("pages (export snapshots refused: Label Studio could not")
+    assert out.read_text(encoding="utf-8") == by_snapshots
+
+
+def server_tasks(project: int) -> dict[int, str]:
+    """updated_at of every task of the project, by task id."""
+    return {t.id: t.updated_at for t in readback.client().tasks.list(project=project)}
+
+
+def test_since_last_reads_only_what_changed_and_writes_the_whole_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--since last: the first run reads every annotated task; after an edit and a new
+    annotation the next run reads just those two tasks; a deleted annotation and a deleted
+    task drop out; every run writes what a full export writes; the state lives beside the
+    output."""
+    monkeypatch.setattr(incremental, "MARGIN_S", 0)
+    seed_prompt_project("Export incremental")
+    project = readback.project_id("Export incremental")
+    task = tasks_by_run("Export incremental")
+    time.sleep(1.1)  # the watermark has the server clock's one-second steps: pass the last one
+    out = tmp_path / "sft.jsonl"
+    first = export_project(project, "sft", out, since="last")
+    assert (first.read_tasks, first.rows, first.state) == (
+        6,
+        5,
+        str(tmp_path / ".sft.jsonl.lstrace-state"),
+    )
+    assert first.read.startswith("read all 6 annotated tasks by snapshots")
+    golden("sft_prompt.jsonl", out.read_text(encoding="utf-8"))
+
+    [own_6] = readback.client().annotations.list(id=task[6])
+    readback.client().annotations.update(id=own_6.id, result=[textarea("A joke."), rating(3)])
+    annotate(task[7], [textarea("Chat means cat."), rating(4)])
+    time.sleep(1.1)
+    second = export_project(project, "sft", out, since="last")
+    assert second.read_tasks == 2 and second.read.startswith("read 2 tasks changed since ")
+    full = tmp_path / "full.jsonl"
+    export_project(project, "sft", full)
+    assert out.read_text(encoding="utf-8") == full.read_text(encoding="utf-8")
+    assert "Chat means cat." in full.read_text(encoding="utf-8")
+
+    third = export_project(project, "sft", out, since="last")
+    assert (third.read_tasks, third.rows) == (0, 6)
+
+    readback.client().annotations.delete(id=own_6.id)
+    readback.client().tasks.delete(id=task[7])
+    fourth = export_project(project, "sft", out, since="last")
+    assert fourth.rows == 4 and "dropped 2 no longer annotated" in fourth.read
+    export_project(project, "sft", full)
+    assert out.read_text(encoding="utf-8") == full.read_text(encoding="utf-8")
+
+
+def test_since_last_state_is_not_reused_for_other_filters_or_config(tmp_path: Path) -> None:
+    """A state made under other filters, or before the label config changed, is not
+    reused: that run reads everything again and says why."""
+    seed_prompt_project("Export incremental reset")
+    project = readback.project_id("Export incremental reset")
+    out = tmp_path / "sft.jsonl"
+    export_project(project, "sft", out, since="last")
+    again = export_project(project, "sft", out, since="last", min_rating=4)
+    assert again.read_tasks == 6 and "other filters" in again.read
+    head, _, _ = readback.label_config(project).rpartition("</View>")
+    config = head + '<Choices name="ok" toName="prompt"><Choice value="yes"/></Choices></View>'
+    readback.client().projects.update(id=project, label_config=config)
+    again = export_project(project, "sft", out, since="last", min_rating=4)
+    assert again.read_tasks == 6 and "the project's label config changed" in again.read
+
+
+def test_an_interrupted_since_last_export_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A --since last run that stops half-way (here: interrupted after storing two tasks)
+    leaves the old output alone; the next run goes on from the last task stored, page by
+    page, and writes the whole dataset."""
+    seed_prompt_project("Export resume")
+    project = readback.project_id("Export resume")
+    out = tmp_path / "sft.jsonl"
+    monkeypatch.setattr(incremental, "CHUNK", 2)
+    real = incremental.review_task
+    calls = []
+
+    def interrupted(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(incremental, "review_task", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        export_project(project, "sft", out, since="last")
+    assert not out.exists()
+    monkeypatch.setattr(incremental, "review_task", real)
+    resumed = export_project(project, "sft", out, since="last")
+    assert "(resuming an interrupted read)" in resumed.read
+    assert resumed.read_tasks == 4  # the tasks after the last one stored (tasks 1 and 2)
+    golden("sft_prompt.jsonl", out.read_text(encoding="utf-8"))
+
+
+def test_since_last_needs_a_state_for_standard_output() -> None:
+    """--since last to standard output (or a stream) needs --state: it has nowhere else to
+    keep what it read."""
+    with pytest.raises(BadRequest, match=r"say where with --state PATH"):
+        export_project("any", "sft", "-", since="last")
 
 
 # -- what cannot be exported ------------------------------------------------------------

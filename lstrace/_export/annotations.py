@@ -133,6 +133,14 @@ class Tally:
     dropped: Counter[str] = field(default_factory=Counter)
     ignored_types: Counter[str] = field(default_factory=Counter)
 
+    def add(self, other: Tally) -> None:
+        """Count what ``other`` counted too (one task's tally into the export's)."""
+        self.tasks += other.tasks
+        self.annotations += other.annotations
+        self.used += other.used
+        self.dropped.update(other.dropped)
+        self.ignored_types.update(other.ignored_types)
+
 
 @dataclass(frozen=True)
 class Filters:
@@ -177,6 +185,15 @@ def reviews(
             continue
         out.append(review)
     return out
+
+
+def review_task(
+    task: Mapping[str, Any], controls: Controls, filters: Filters, users: Mapping[int, str]
+) -> tuple[str, list[Review], Tally]:
+    """One task's run id, the reviews its annotations give, and what reading it counted."""
+    tally = Tally()
+    found = reviews(task, controls, filters, users, tally)
+    return str((task.get("data") or {}).get("run_id") or ""), found, tally
 
 
 def pick(annotations: Sequence[Mapping[str, Any]], policy: str) -> list[Mapping[str, Any]]:

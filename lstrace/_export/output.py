@@ -40,7 +40,7 @@ def opened(output: str | Path | TextIO) -> Iterator[TextIO]:
         yield sys.stdout
         return
     path = Path(output)
-    if _writes_through(path):
+    if writes_through(path):
         with _failing_as_bad_request(path), path.open("w", encoding="utf-8", newline="") as out:
             yield out
         return
@@ -48,7 +48,7 @@ def opened(output: str | Path | TextIO) -> Iterator[TextIO]:
         yield out
 
 
-def _writes_through(path: Path) -> bool:
+def writes_through(path: Path) -> bool:
     """True for paths that name something other than a regular file (or nothing yet)."""
     text = str(path)
     if text in _STD_STREAMS or text.startswith(_DESCRIPTOR_DIRS):

@@ -7,7 +7,10 @@ as an :class:`~lstrace._errors.ExportError`. Reads are idempotent GETs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import contextlib
+import datetime as dt
+import functools
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from lstrace._client import LabelStudioClient, ProjectInfo, TaskPage
@@ -19,8 +22,11 @@ from lstrace._errors import (
     FailureKind,
     ServerUnreachable,
 )
+from lstrace._export.fetch import with_after_id
 
 T = TypeVar("T")
+
+_ID_PAGE = 1_000
 
 __all__ = ["ProjectInfo", "ReadClient", "TaskPage", "translate"]
 
@@ -77,6 +83,45 @@ class ReadClient:
     def task_page(self, project_id: int, query: Mapping[str, Any], page_size: int) -> TaskPage:
         """The first ``page_size`` tasks matching a Data Manager ``query``, with everything."""
         return _call(lambda: self._client.task_page(project_id, query, page_size))
+
+    def count_tasks(self, project_id: int, query: Mapping[str, Any]) -> int:
+        """How many tasks match a Data Manager ``query``."""
+        return _call(lambda: self._client.task_ids(project_id, query, 1)).total
+
+    def task_ids(self, project_id: int, query: Mapping[str, Any]) -> list[int]:
+        """The ids of every task matching ``query`` (one made by ``fetch.task_query``), in
+        id order, a light page of 1,000 at a time."""
+        found: list[int] = []
+        while True:
+            after = with_after_id(query, found[-1] if found else 0)
+            page = _call(functools.partial(self._client.task_ids, project_id, after, _ID_PAGE))
+            found += page.ids
+            if len(page.ids) < _ID_PAGE:
+                return found
+
+    # -- export snapshots (lstrace._export.snapshot.SnapshotServer) -----------------------
+
+    def create_snapshot(self, project_id: int, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        return _call(lambda: self._client.create_snapshot(project_id, body))
+
+    def snapshot(self, project_id: int, export_id: int) -> Mapping[str, Any]:
+        return _call(lambda: self._client.snapshot(project_id, export_id))
+
+    @contextlib.contextmanager
+    def download_snapshot(self, project_id: int, export_id: int) -> Iterator[Iterable[bytes]]:
+        try:
+            with self._client.download_snapshot(project_id, export_id) as chunks:
+                yield chunks
+        except DeliveryFailure as failure:
+            raise translate(failure) from None
+
+    def delete_snapshot(self, project_id: int, export_id: int) -> None:
+        _call(lambda: self._client.delete_snapshot(project_id, export_id))
+
+    def server_time(self, *, margin_s: float = 0.0) -> str:
+        """The server's clock less ``margin_s``, in the Data Manager filters' format."""
+        now = _call(self._client.server_time) - dt.timedelta(seconds=margin_s)
+        return now.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _call(fn: Callable[[], T]) -> T:

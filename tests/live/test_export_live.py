@@ -2,25 +2,31 @@
 
 The session's server of each backend (SQLite development server, PostgreSQL behind gunicorn
 workers) gets a project of 3,000 tasks in lstrace's layout by bulk import, 2,500 of them
-annotated inline (edits, ratings, skips). The exports must page
-through all of them, write rows while pages still arrive, and match what the annotations
-say. Time and memory figures come from ``benchmarks/export_paging.py``, not from here.
+annotated inline (edits, ratings, skips). The exports must read all of them through
+export snapshots (or page by page from a server that refuses those), write rows while the
+download still arrives, and match what the annotations say; --since last must read only
+what changed. Time and memory figures come from ``benchmarks/bench_export.py``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import pytest
 
+from lstrace._export import incremental
 from lstrace._export.server import ReadClient, TaskPage
 from lstrace._labelconfig import PROMPT_CONFIG
 from lstrace.export import export_project
-from tests.servers import selected_backends
+from tests.live.fault_proxy import FaultProxy
+from tests.servers import Server, selected_backends
 
 pytestmark = pytest.mark.live
 
@@ -112,13 +118,49 @@ def lines(path: Path) -> list[dict[str, Any]]:
 # -- the tests -------------------------------------------------------------------------------
 
 
-def test_sft_pages_through_every_annotated_task_writing_as_it_goes(
+def test_sft_streams_every_annotated_task_from_snapshots_writing_as_it_goes(
     server: str, project: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """sft reads 2,250 tasks (skip-only ones filtered by the server) in 23 pages of 100, and
-    has already written rows to disk before the last page is fetched."""
+    """sft reads the 2,500 annotated tasks (250 with a skip only, counted) through two
+    export snapshots, and has rows on disk before the last chunk of the download came."""
     out = tmp_path / "sft.jsonl"
     partial = tmp_path / ".sft.jsonl.partial"
+    written_at_chunk: list[int] = []
+    real_download = ReadClient.download_snapshot
+
+    @contextlib.contextmanager
+    def spying(self: ReadClient, *args: Any) -> Iterator[Iterator[bytes]]:
+        with real_download(self, *args) as chunks:
+
+            def watched() -> Iterator[bytes]:
+                for chunk in chunks:
+                    written_at_chunk.append(partial.stat().st_size if partial.exists() else 0)
+                    yield chunk
+
+            yield watched()
+
+    monkeypatch.setattr(ReadClient, "download_snapshot", spying)
+    progress = io.StringIO()
+    result = export_project(project, "sft", out, url=server, api_key=TOKEN, progress=progress)
+    kept = [i for i in range(ANNOTATED) if not is_skipped(i)]
+    assert (result.read, result.rows, result.tasks) == ("snapshots", len(kept), ANNOTATED)
+    assert [row["completion"] for row in lines(out)] == [
+        f"Edited answer {i}." if is_edited(i) else f"Answer {i}." for i in kept
+    ]
+    assert written_at_chunk[-1] > 0  # streaming: rows were on disk before the last chunk came
+    assert progress.getvalue().splitlines()[-1].endswith("2500/2500 tasks read (100 %)")
+
+
+def test_a_server_refusing_snapshots_is_read_page_by_page(
+    sqlite_server: Server, proxy: FaultProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that answers 405 to export snapshots (here a proxy in front of the real
+    one) is read page by page instead: the same rows, written while pages still arrive."""
+    project = seed_project(sqlite_server.url, "Export refused", annotated=400, unannotated=20)
+    by_snapshots = tmp_path / "snapshots.jsonl"
+    export_project(project, "ratings", by_snapshots, url=sqlite_server.url, api_key=TOKEN)
+    out = tmp_path / "pages.jsonl"
+    partial = tmp_path / ".pages.jsonl.partial"
     written_at_fetch: list[int] = []
     real_page = ReadClient.task_page
 
@@ -127,16 +169,39 @@ def test_sft_pages_through_every_annotated_task_writing_as_it_goes(
         return real_page(self, *args, **kwargs)
 
     monkeypatch.setattr(ReadClient, "task_page", spying)
-    progress = io.StringIO()
-    result = export_project(project, "sft", out, url=server, api_key=TOKEN, progress=progress)
-    kept = [i for i in range(ANNOTATED) if not is_skipped(i)]
-    assert result.rows == result.tasks == len(kept) == 2_250
-    assert [row["completion"] for row in lines(out)] == [
-        f"Edited answer {i}." if is_edited(i) else f"Answer {i}." for i in kept
-    ]
-    assert len(written_at_fetch) == 23
-    assert written_at_fetch[-1] > 0  # streaming: rows were on disk before the last page came
-    assert progress.getvalue().splitlines()[-1].endswith("2250/2250 tasks read (100 %)")
+    proxy.fail_next(1, status=405, path="/exports", method="POST")
+    result = export_project(project, "ratings", out, url=proxy.url, api_key=TOKEN)
+    assert result.read.startswith("pages (export snapshots refused: Label Studio at ")
+    assert "answered 405 while trying to create an export snapshot" in result.read
+    assert out.read_text(encoding="utf-8") == by_snapshots.read_text(encoding="utf-8")
+    assert len(written_at_fetch) == 5 and written_at_fetch[-1] > 0  # 4 pages of 100, then none
+
+
+def test_since_last_reads_only_the_tasks_changed_since_the_last_run(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--since last on 1,000 annotated tasks: the first run reads them all (snapshots), the
+    second, after three new annotations, just those three (pages), and writes the same
+    dataset as a full export."""
+    from label_studio_sdk import LabelStudio
+
+    monkeypatch.setattr(incremental, "MARGIN_S", 0)
+    project = seed_project(server, "Export incremental", annotated=1_000, unannotated=10)
+    time.sleep(1.1)  # the watermark has the server clock's one-second steps: pass the last one
+    out = tmp_path / "sft.jsonl"
+    first = export_project(project, "sft", out, url=server, api_key=TOKEN, since="last")
+    assert first.read_tasks == 1_000 and first.read.endswith("by snapshots")
+    sdk: Any = LabelStudio(base_url=server, api_key=TOKEN)  # type: ignore[no-untyped-call]
+    fresh = [t.id for t in sdk.tasks.list(project=project)][-3:]
+    for task_id in fresh:
+        sdk.annotations.create(id=task_id, result=[_textarea(f"New {task_id}.")])
+    time.sleep(1.1)
+    second = export_project(project, "sft", out, url=server, api_key=TOKEN, since="last")
+    assert second.read_tasks == 3 and second.read.endswith("by pages")
+    full = tmp_path / "full.jsonl"
+    export_project(project, "sft", full, url=server, api_key=TOKEN)
+    assert out.read_text(encoding="utf-8") == full.read_text(encoding="utf-8")
+    assert second.rows == first.rows + 3
 
 
 def test_ratings_with_skips_has_one_row_per_annotation(
