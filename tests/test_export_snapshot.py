@@ -27,8 +27,7 @@ def test_tasks_are_parsed_one_at_a_time_across_any_chunking() -> None:
     """A JSON array split anywhere (mid-string, mid-number, mid-escape) yields the same
     tasks; a task is handed out as soon as its last byte arrived."""
     tasks = [
-        {"id": i, "data": {"prompt": f"q\u00e9 {i} \"quoted\""}, "score": i / 3}
-        for i in range(1, 40)
+        {"id": i, "data": {"prompt": f'q\u00e9 {i} "quoted"'}, "score": i / 3} for i in range(1, 40)
     ]
     raw = json.dumps(tasks).encode()
     for size in (1, 7, 64, len(raw)):
