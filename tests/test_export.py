@@ -27,6 +27,7 @@ from langchain_core.language_models import FakeListChatModel, FakeListLLM
 import lstrace
 from lstrace._export import incremental
 from lstrace._export.server import ReadClient
+from lstrace._export.snapshot import SnapshotRefused
 from lstrace.export import BadRequest, ExportResult, NothingToExport, export_project
 from tests import readback
 
@@ -505,9 +506,9 @@ def test_ratings_csv_on_a_custom_config(tmp_path: Path) -> None:
 def test_a_server_refusing_snapshots_is_read_page_by_page(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Exports read Label Studio's export snapshots; a server that refuses them (here, the
-    snapshot request answered 405 behind lstrace's client) is read page by page, with the
-    same dataset. (The live tier proves this against a real refusal, through a proxy.)"""
+    """Exports read Label Studio's export snapshots; a server that refuses them (here, a
+    405 answer, played behind lstrace's client) is read page by page, with the same
+    dataset. (The live tier proves it with a real 405, from a proxy.)"""
     seed_prompt_project("Export fallback")
     out, result = export(tmp_path, "Export fallback", "sft")
     assert result.read == "snapshots" and result.read_tasks == 6
@@ -515,11 +516,14 @@ def test_a_server_refusing_snapshots_is_read_page_by_page(
     golden("sft_prompt.jsonl", by_snapshots)
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise BadRequest("Label Studio could not create an export snapshot (405): not allowed")
+        raise SnapshotRefused("Label Studio at x answered 405 while trying to create a snapshot")
 
     monkeypatch.setattr(ReadClient, "create_snapshot", refuse)
     out, result = export(tmp_path, "Export fallback", "sft")
-    assert result.read.startswith("pages (export snapshots refused: Label Studio could not")
+    assert result.read == (
+        "pages (export snapshots refused: Label Studio at x answered 405 while trying to "
+        "create a snapshot)"
+    )
     assert out.read_text(encoding="utf-8") == by_snapshots
 
 

@@ -12,8 +12,16 @@ from typing import Any
 
 import pytest
 
+from lstrace._client import TaskPage
 from lstrace._errors import ServerUnreachable
-from lstrace._export.snapshot import SKIPS_ONLY, SUBMITTED, SnapshotServer, parse_tasks
+from lstrace._export.read import Reading, annotated
+from lstrace._export.snapshot import (
+    SKIPS_ONLY,
+    SUBMITTED,
+    SnapshotRefused,
+    SnapshotServer,
+    parse_tasks,
+)
 from lstrace._export.snapshot import snapshot_tasks as one_snapshot
 
 
@@ -99,7 +107,8 @@ def test_a_snapshot_built_in_the_background_is_waited_for() -> None:
 
 def test_a_failed_read_still_deletes_its_snapshot() -> None:
     """A download that breaks, a consumer that stops early, or a snapshot the server
-    could not build: the error reaches the caller and no snapshot is left behind."""
+    could not build (a refusal: the export then reads pages): the error reaches the
+    caller and no snapshot is left behind."""
     server = FakeSnapshots({"skips": [], "submitted": [{"id": 1}]})
     server.fail_download = True
     with pytest.raises(ServerUnreachable, match="connection broke"):
@@ -116,6 +125,48 @@ def test_a_failed_read_still_deletes_its_snapshot() -> None:
             return {"id": export_id, "status": "failed"}
 
     server = Failing({"skips": [], "submitted": []}, builds=1)
-    with pytest.raises(ServerUnreachable, match="could not build an export snapshot"):
+    with pytest.raises(SnapshotRefused, match="could not build an export snapshot"):
         list(snapshot_tasks(server, 3, sleep=lambda _: None))
     assert server.deleted == [1]
+
+
+class FakeReader(FakeSnapshots):
+    """Snapshots that fail on cue, and pages of ``/api/tasks`` (every task in one page)."""
+
+    def __init__(self, files: Mapping[str, list[dict[str, Any]]], fail: Exception) -> None:
+        super().__init__(files)
+        self.fail = fail
+        self.pages = 0
+
+    def create_snapshot(self, project_id: int, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        if body["task_filter_options"] == SUBMITTED:
+            raise self.fail
+        return super().create_snapshot(project_id, body)
+
+    def task_page(self, project_id: int, query: Mapping[str, Any], page_size: int) -> TaskPage:
+        self.pages += 1
+        tasks = sorted(self.files["skips"] + self.files["submitted"], key=lambda t: t["id"])
+        after = next(i["value"] for i in query["filters"]["items"] if "tasks:id" in i["filter"])
+        fresh = [t for t in tasks if t["id"] > after]
+        return TaskPage(fresh, len(tasks))
+
+
+def test_only_a_refusal_before_any_task_was_read_falls_back_to_pages() -> None:
+    """A refused snapshot before any task was handed on (also after the first snapshot was
+    read): the read goes page by page, each task once, and says why. A lost connection is
+    an error: pages would not get through either."""
+    refused = SnapshotRefused("Label Studio at x answered 405 while trying to create one")
+    reader = FakeReader({"skips": [], "submitted": [{"id": 1}, {"id": 2}]}, refused)
+    reading = Reading()
+    assert [t["id"] for _, t in annotated(reader, 3, reading)] == [1, 2]  # type: ignore[arg-type]
+    assert (reading.way, reading.fallback_reason, reader.pages) == ("pages", str(refused), 1)
+
+    reader = FakeReader({"skips": [{"id": 1}], "submitted": [{"id": 2}]}, refused)
+    tasks = [t["id"] for _, t in annotated(reader, 3, Reading())]  # type: ignore[arg-type]
+    assert tasks == [1, 2] and reader.deleted == [1]  # the skips' snapshot, read, not yielded
+
+    lost = ServerUnreachable("cannot reach Label Studio at x")
+    reader = FakeReader({"skips": [], "submitted": [{"id": 2}]}, lost)
+    with pytest.raises(ServerUnreachable, match="cannot reach"):
+        list(annotated(reader, 3, Reading()))  # type: ignore[arg-type]
+    assert reader.pages == 0

@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lstrace._errors import AuthFailed, ExportError
+from lstrace._errors import ServerUnreachable
 from lstrace._export.fetch import PAGE_SIZE, annotated_tasks
 from lstrace._export.server import ReadClient
-from lstrace._export.snapshot import SKIPS_ONLY, SUBMITTED, snapshot_tasks
+from lstrace._export.snapshot import SKIPS_ONLY, SUBMITTED, SnapshotRefused, snapshot_tasks
 
 logger = logging.getLogger("lstrace")
 
@@ -49,7 +49,8 @@ def annotated(
     promised to be in id order there (so that it could resume after that task's id).
 
     ``after_id`` > 0 reads page by page from there (resuming an interrupted read).
-    Raises :class:`ExportError` when the project cannot be read either way.
+    Raises :class:`~lstrace._errors.ExportError` when the project cannot be read: a lost
+    connection or a refused key is not retried page by page.
     """
     if after_id == 0:
         read = 0
@@ -59,11 +60,9 @@ def annotated(
                 _count(reading, on_progress)
                 yield True, task
             return
-        except AuthFailed:
-            raise  # the key itself: pages would be refused too
-        except ExportError as refused:
-            if read:
-                raise  # half a read cannot be completed another way without duplicates
+        except SnapshotRefused as refused:
+            if read:  # half a read cannot be completed another way without duplicates
+                raise ServerUnreachable(f"{refused}, half-way through the read") from None
             reading.fallback_reason = str(refused)
             logger.info("lstrace export: %s; reading the project page by page", refused)
     reading.way = "pages"

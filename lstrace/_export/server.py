@@ -23,6 +23,7 @@ from lstrace._errors import (
     ServerUnreachable,
 )
 from lstrace._export.fetch import with_after_id
+from lstrace._export.snapshot import SnapshotRefused
 
 T = TypeVar("T")
 
@@ -102,18 +103,17 @@ class ReadClient:
     # -- export snapshots (lstrace._export.snapshot.SnapshotServer) -----------------------
 
     def create_snapshot(self, project_id: int, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        return _call(lambda: self._client.create_snapshot(project_id, body))
+        return _refusable(lambda: self._client.create_snapshot(project_id, body))
 
     def snapshot(self, project_id: int, export_id: int) -> Mapping[str, Any]:
-        return _call(lambda: self._client.snapshot(project_id, export_id))
+        return _refusable(lambda: self._client.snapshot(project_id, export_id))
 
     @contextlib.contextmanager
     def download_snapshot(self, project_id: int, export_id: int) -> Iterator[Iterable[bytes]]:
-        try:
-            with self._client.download_snapshot(project_id, export_id) as chunks:
-                yield chunks
-        except DeliveryFailure as failure:
-            raise translate(failure) from None
+        with contextlib.ExitStack() as stack:
+            download = self._client.download_snapshot(project_id, export_id)
+            chunks = _refusable(lambda: stack.enter_context(download))  # refused: pages instead
+            yield _translated(chunks)
 
     def delete_snapshot(self, project_id: int, export_id: int) -> None:
         _call(lambda: self._client.delete_snapshot(project_id, export_id))
@@ -122,6 +122,24 @@ class ReadClient:
         """The server's clock less ``margin_s``, in the Data Manager filters' format."""
         now = _call(self._client.server_time) - dt.timedelta(seconds=margin_s)
         return now.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _refusable(fn: Callable[[], T]) -> T:
+    """Like :func:`_call`, but an answer refusing a snapshot (any HTTP error but a refused
+    key) raises :class:`SnapshotRefused`: the export then reads page by page."""
+    try:
+        return fn()
+    except DeliveryFailure as failure:
+        if failure.status is not None and failure.status != 401:
+            raise SnapshotRefused(str(translate(failure)).rstrip(".")) from None
+        raise translate(failure) from None
+
+
+def _translated(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    try:
+        yield from chunks
+    except DeliveryFailure as failure:
+        raise translate(failure) from None
 
 
 def _call(fn: Callable[[], T]) -> T:

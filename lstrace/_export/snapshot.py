@@ -42,8 +42,14 @@ POLL_S = (0.2, 5.0)  # first and longest wait between looks at a snapshot still 
 BUILD_TIMEOUT_S = 3 * 3600.0  # the server gives its background export job 3 hours
 
 
+class SnapshotRefused(Exception):
+    """The server answered, but would not make or serve a snapshot (an old or restricted
+    server, a key that may read tasks but not export): the read goes page by page."""
+
+
 class SnapshotServer(Protocol):
-    """The snapshot endpoints, failures raised as :class:`~lstrace._errors.ExportError`."""
+    """The snapshot endpoints. An answer refusing a snapshot raises :class:`SnapshotRefused`;
+    any other failure (no connection, a refused key) an :class:`~lstrace._errors.ExportError`."""
 
     def create_snapshot(
         self, project_id: int, body: Mapping[str, Any]
@@ -90,7 +96,7 @@ def snapshot_tasks(
         with server.download_snapshot(project_id, export_id) as chunks:
             yield from parse_tasks(chunks)
     finally:
-        with contextlib.suppress(ExportError):  # a snapshot left behind is only clutter
+        with contextlib.suppress(ExportError, SnapshotRefused):  # left behind: only clutter
             server.delete_snapshot(project_id, export_id)
 
 
@@ -105,9 +111,9 @@ def _wait_until_built(
     wait, deadline = POLL_S[0], time.monotonic() + BUILD_TIMEOUT_S
     while snapshot.get("status") != "completed":
         if snapshot.get("status") == "failed":
-            raise ServerUnreachable(
+            raise SnapshotRefused(
                 f"Label Studio could not build an export snapshot of project {project_id} "
-                "(status failed); its log says why."
+                "(status failed; its log says why)"
             )
         if time.monotonic() > deadline:
             raise ServerUnreachable(

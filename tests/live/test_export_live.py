@@ -21,6 +21,7 @@ from uuid import UUID
 
 import pytest
 
+from lstrace._errors import AuthFailed, ExportError, ServerUnreachable
 from lstrace._export import incremental
 from lstrace._export.server import ReadClient, TaskPage
 from lstrace._labelconfig import PROMPT_CONFIG
@@ -175,6 +176,28 @@ def test_a_server_refusing_snapshots_is_read_page_by_page(
     assert "answered 405 while trying to create an export snapshot" in result.read
     assert out.read_text(encoding="utf-8") == by_snapshots.read_text(encoding="utf-8")
     assert len(written_at_fetch) == 5 and written_at_fetch[-1] > 0  # 4 pages of 100, then none
+
+
+@pytest.mark.parametrize("fault", ["connection lost", "key refused"])
+def test_a_lost_connection_or_a_refused_key_is_not_read_page_by_page(
+    sqlite_server: Server, proxy: FaultProxy, tmp_path: Path, fault: str
+) -> None:
+    """Only a refusal of the snapshot itself falls back to pages: a connection lost on the
+    snapshot request, or the key refused there (401), fails the export with its own error
+    and exit code, and no page of tasks is asked for."""
+    project = seed_project(sqlite_server.url, f"Export {fault}", annotated=20, unannotated=0)
+    if fault == "connection lost":
+        proxy.drop_next(1, path="/exports", method="POST")
+        error: type[ExportError] = ServerUnreachable
+    else:
+        proxy.fail_next(1, status=401, path="/exports", method="POST")
+        error = AuthFailed
+    out = tmp_path / "sft.jsonl"
+    with pytest.raises(error, match="create an export snapshot") as raised:
+        export_project(project, "sft", out, url=proxy.url, api_key=TOKEN)
+    assert raised.value.exit_code == (3 if fault == "connection lost" else 4)
+    assert proxy.pending() == 0 and proxy.counts["/api/tasks/"] == 0
+    assert not out.exists()
 
 
 def test_since_last_reads_only_the_tasks_changed_since_the_last_run(
