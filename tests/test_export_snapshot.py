@@ -133,13 +133,13 @@ def test_a_failed_read_still_deletes_its_snapshot() -> None:
 class FakeReader(FakeSnapshots):
     """Snapshots that fail on cue, and pages of ``/api/tasks`` (every task in one page)."""
 
-    def __init__(self, files: Mapping[str, list[dict[str, Any]]], fail: Exception) -> None:
+    def __init__(self, files: Mapping[str, list[dict[str, Any]]], fail: Exception | None) -> None:
         super().__init__(files)
         self.fail = fail
         self.pages = 0
 
     def create_snapshot(self, project_id: int, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        if body["task_filter_options"] == SUBMITTED:
+        if body["task_filter_options"] == SUBMITTED and self.fail is not None:
             raise self.fail
         return super().create_snapshot(project_id, body)
 
@@ -170,3 +170,16 @@ def test_only_a_refusal_before_any_task_was_read_falls_back_to_pages() -> None:
     with pytest.raises(ServerUnreachable, match="cannot reach"):
         list(annotated(reader, 3, Reading()))  # type: ignore[arg-type]
     assert reader.pages == 0
+
+
+def test_tasks_are_handed_on_in_id_order_whatever_order_the_server_wrote() -> None:
+    """A server on PostgreSQL writes a snapshot in no particular order: the read hands on
+    the tasks of both snapshots sorted by id (each once, whole), as paging would."""
+    skips = [{"id": 9, "annotations": [{"was_cancelled": True}]}, {"id": 2}]
+    submitted = [{"id": i, "data": {"prompt": f"q{i}", "score": i / 4}} for i in (7, 1, 12, 3)]
+    reader = FakeReader({"skips": skips, "submitted": submitted}, fail=None)
+    reading = Reading()
+    tasks = [t for _, t in annotated(reader, 3, reading)]  # type: ignore[arg-type]
+    assert [t["id"] for t in tasks] == [1, 2, 3, 7, 9, 12]
+    assert tasks[0] == submitted[1] and tasks[4] == skips[0]
+    assert (reading.way, reading.tasks, reader.pages, reader.deleted) == ("snapshots", 6, 0, [1, 2])

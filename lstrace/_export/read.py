@@ -9,15 +9,15 @@ annotations and predictions.
 
 from __future__ import annotations
 
-import heapq
+import contextlib
 import json
 import logging
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from array import array
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
-from lstrace._errors import ServerUnreachable
 from lstrace._export.fetch import PAGE_SIZE, annotated_tasks
 from lstrace._export.server import ReadClient
 from lstrace._export.snapshot import SKIPS_ONLY, SUBMITTED, SnapshotRefused, snapshot_tasks
@@ -53,18 +53,15 @@ def annotated(
     connection or a refused key is not retried page by page.
     """
     if after_id == 0:
-        read = 0
         try:
-            for task in _snapshots(client, project_id, _counting(reading, on_progress)):
-                read += 1
-                _count(reading, on_progress)
-                yield True, task
-            return
+            tasks = _snapshots(client, project_id, reading, on_progress)
         except SnapshotRefused as refused:
-            if read:  # half a read cannot be completed another way without duplicates
-                raise ServerUnreachable(f"{refused}, half-way through the read") from None
             reading.fallback_reason = str(refused)
             logger.info("lstrace export: %s; reading the project page by page", refused)
+        else:
+            for task in tasks:
+                yield True, task
+            return
     reading.way = "pages"
     for task in annotated_tasks(
         client,
@@ -78,21 +75,41 @@ def annotated(
 
 
 def _snapshots(
-    client: ReadClient, project_id: int, on_built: Callable[[int], None]
+    client: ReadClient, project_id: int, reading: Reading, on_progress: ProgressFn | None
 ) -> Iterator[dict[str, Any]]:
-    """Both snapshots' tasks merged in id order (as the server writes each, in id order):
-    the tasks with skips only, usually few, wait in a temporary file meanwhile."""
-    with tempfile.TemporaryFile() as spill:
-        for task in snapshot_tasks(client, project_id, task_filter=SKIPS_ONLY, on_built=on_built):
-            spill.write(json.dumps(task).encode() + b"\n")
+    """Both snapshots' tasks, in id order. The server writes a snapshot in whatever order
+    its database hands out the ids (on PostgreSQL, none in particular), so every task waits
+    in a temporary file, one JSON line each, and is read back sorted by id: only the ids and
+    their places in the file stay in memory. Both snapshots are read (and deleted) before
+    the first task is handed on, so a refusal can still turn to pages without duplicates."""
+    with contextlib.ExitStack() as on_failure:
+        spill = on_failure.enter_context(tempfile.TemporaryFile())
+        ids, offsets = array("q"), array("q")
+        on_built = _counting(reading, on_progress)
+        for task_filter in (SKIPS_ONLY, SUBMITTED):
+            for task in snapshot_tasks(
+                client, project_id, task_filter=task_filter, on_built=on_built
+            ):
+                ids.append(int(task["id"]))
+                offsets.append(spill.tell())
+                spill.write(json.dumps(task).encode() + b"\n")
+                _count(reading, on_progress)
+        on_failure.pop_all()  # read back: _read_back closes it
+    return _read_back(spill, ids, offsets)
+
+
+def _read_back(spill: IO[bytes], ids: array[int], offsets: array[int]) -> Iterator[dict[str, Any]]:
+    """The spilled tasks in id order (in file order when that is id order already)."""
+    with spill:
+        order = sorted(range(len(ids)), key=ids.__getitem__)
         spill.seek(0)
-        skips = (json.loads(line) for line in spill)
-        submitted = snapshot_tasks(client, project_id, task_filter=SUBMITTED, on_built=on_built)
-        yield from heapq.merge(skips, submitted, key=_task_id)
-
-
-def _task_id(task: Mapping[str, Any]) -> int:
-    return int(task["id"])
+        if all(i == n for n, i in enumerate(order)):
+            for line in spill:
+                yield json.loads(line)
+            return
+        for i in order:
+            spill.seek(offsets[i])
+            yield json.loads(spill.readline())
 
 
 def _counting(reading: Reading, on_progress: ProgressFn | None) -> Callable[[int], None]:
