@@ -240,6 +240,8 @@ def main() -> int:
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (postgres)")
     parser.add_argument("--pg-port", type=int, default=18434, help="its PostgreSQL (postgres)")
+    parser.add_argument("--start-timeout", type=float, default=1200.0,
+                        help="seconds the server it starts may take to be up")  # fmt: skip
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     from tests.labelstudio_script import load_script
@@ -250,7 +252,8 @@ def main() -> int:
         data = Path(tempfile.mkdtemp(prefix="bench-export-"))
         data.chmod(0o711)  # as root, PostgreSQL runs as the postgres user: it must reach this
         url = ls.start(args.port, data, args.token, backend=args.backend,
-                       workers=args.workers, pg_port=args.pg_port)  # fmt: skip
+                       workers=args.workers, pg_port=args.pg_port,
+                       timeout=args.start_timeout)  # fmt: skip
     out = Path(tempfile.mkdtemp(prefix="bench-export-out-"))
     print(f"Label Studio at {url} ({args.backend if args.url is None else 'given'}); "
           f"{os.cpu_count()} CPUs; load {load1():.2f}", flush=True)  # fmt: skip
