@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import logging
 import os
 import sqlite3
 import sys
@@ -24,6 +25,8 @@ from typing import Any
 
 from lstrace._json import dumps, loads
 from lstrace._options import Destination
+
+logger = logging.getLogger("lstrace")
 
 HEARTBEAT_STALE_S = 60.0
 
@@ -233,6 +236,8 @@ class Spool:
         self.owner = owner
         self._local = threading.local()
         self._keep: sqlite3.Connection | None = None
+        self._last_counts: dict[str, int] = {}
+        self._reported_unreadable = False
         if path is None:
             self._uri = f"file:lstrace-{owner}?mode=memory&cache=shared"
             with _guard:  # a shared in-memory database lives while one connection does
@@ -294,10 +299,15 @@ class Spool:
             db.execute("COMMIT")
 
     def release(self) -> None:
-        """Hand this process's rows back (clean shutdown) so the next process takes them at once."""
-        with self._tx() as db:
-            db.execute("UPDATE tasks SET owner = NULL WHERE owner = ?", (self.owner,))
-            db.execute("DELETE FROM owners WHERE token = ?", (self.owner,))
+        """Hand this process's rows back (clean shutdown) so the next process takes them at
+        once. Never raises: a spool that cannot be written is reported once (the rows are
+        then adopted once this process is gone)."""
+        try:
+            with self._tx() as db:
+                db.execute("UPDATE tasks SET owner = NULL WHERE owner = ?", (self.owner,))
+                db.execute("DELETE FROM owners WHERE token = ?", (self.owner,))
+        except sqlite3.Error as exc:
+            self._unreadable(exc)
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
@@ -312,17 +322,31 @@ class Spool:
         self,
         items: Iterable[tuple[Destination, dict[str, Any]]],
         tasks: Sequence[bytes | None] | None = None,
+        refused: Callable[[dict[str, Any], Exception], None] | None = None,
     ) -> int:
         """Spool tasks (claimed by this process) in one transaction; returns how many were new.
         ``tasks``: per item, its import body built for the destination's own label config
-        (:attr:`Row.task`), or None."""
+        (:attr:`Row.task`), or None.
+
+        A task that cannot be stored (a value JSON cannot hold) costs only itself: it is
+        left out and handed to ``refused`` with the error, the others are stored."""
         now = time.time()
         dests: dict[str, Destination] = {}
         rows = []
         built = iter(tasks) if tasks is not None else itertools.repeat(None)
         for (dest, content), task in zip(items, built, strict=False):  # repeat() never ends
+            try:
+                rows.append(
+                    (dest.key, str(content["run_id"]), dumps(content), now, self.owner, task)
+                )
+            except Exception as exc:
+                if refused is None:
+                    raise
+                refused(content, exc)
+                continue
             dests[dest.key] = dest
-            rows.append((dest.key, content["run_id"], dumps(content), now, self.owner, task))
+        if not rows:
+            return 0
         with self._tx() as db:
             db.executemany(
                 "INSERT OR IGNORE INTO destinations VALUES (?, ?)",
@@ -426,16 +450,40 @@ class Spool:
         return [Row(i, r, None, bool(m), c, len(b), t, b) for i, r, b, m, c, t in rows]
 
     def count(self, *, mine: bool = False) -> int:
-        """Live rows waiting (all processes, or only this one's)."""
+        """Live rows waiting (all processes, or only this one's). Never raises: when the
+        file cannot be read (deleted, locked by another process), the last count read."""
         sql = "SELECT COUNT(*) FROM tasks WHERE dead IS NULL"
         args: tuple[Any, ...] = ()
         if mine:
             sql += " AND owner = ?"
             args = (self.owner,)
-        return int(self._query(sql, args)[0][0])
+        return self._count(f"live:{mine}", sql, args)
 
     def count_dead(self) -> int:
-        return int(self._query("SELECT COUNT(*) FROM tasks WHERE dead IS NOT NULL")[0][0])
+        """Set-aside rows (all processes); never raises, like :meth:`count`."""
+        return self._count("dead", "SELECT COUNT(*) FROM tasks WHERE dead IS NOT NULL")
+
+    def _count(self, name: str, sql: str, args: tuple[Any, ...] = ()) -> int:
+        # What the public functions (stats, flush, the exit flush) read: a spool deleted
+        # or locked under the process is reported once, never raised into the app.
+        try:
+            value = int(self._query(sql, args)[0][0])
+        except sqlite3.Error as exc:
+            self._unreadable(exc)
+            return self._last_counts.get(name, 0)
+        self._last_counts[name] = value
+        return value
+
+    def _unreadable(self, exc: sqlite3.Error) -> None:
+        if not self._reported_unreadable:
+            self._reported_unreadable = True
+            logger.warning(
+                "lstrace: cannot read the spool at %s (%s): was it deleted or locked by "
+                "another process? Counts show the last values read; calls this process "
+                "already spooled are still sent while it runs.",
+                self.path,
+                exc,
+            )
 
     # -- trace steps (trace mode) ---------------------------------------------------
 

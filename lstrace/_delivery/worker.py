@@ -134,6 +134,7 @@ class Worker:
         self._spool: Spool | None = None
         self._overflow_lock = threading.Lock()
         self._targets: dict[str, Target | None] = {}  # per destination: own_target()
+        self._refused_kinds: set[str] = set()
         self._thread = threading.Thread(target=self._run, name="lstrace-sender", daemon=True)
         # Spooling has a thread of its own: a send can block for request_timeout, and a
         # captured call must reach the spool within spool_interval whatever the network does.
@@ -427,12 +428,20 @@ class Worker:
                 logger.exception("lstrace: could not convert the call of run %s", call.run_id)
                 self.counters.lost("convert", detail=type(exc).__name__)
         self.counters.add("captured", len(calls_only))
-        added = self._spool.add(items, tasks) if items else 0
+        refused: list[dict[str, Any]] = []
+
+        def refuse(content: dict[str, Any], exc: Exception) -> None:
+            refused.append(content)
+            self._refused(content, exc)
+
+        added = self._spool.add(items, tasks, refused=refuse) if items else 0
         self.counters.add("spooled", added)
         if self._sender is not None:
             # by key: hashing a Destination hashes its whole label config, per call
             dests = {dest.key: dest for dest, _ in items}
-            for key, n in Counter(dest.key for dest, _ in items).items():
+            gone = {id(c) for c in refused}  # not stored: not waiting either
+            kept = [dest.key for dest, content in items if id(content) not in gone]
+            for key, n in Counter(kept).items():
                 self._sender.note_spooled(dests[key], min(n, added), time.time())
 
     def _prebuild(self, dest: Destination, content: dict[str, Any]) -> bytes | None:
@@ -451,6 +460,22 @@ class Worker:
             return encode_json(build_task(content, target))
         except Exception:  # the sender builds it again, and reports why it cannot
             return None
+
+    def _refused(self, content: dict[str, Any], exc: Exception) -> None:
+        """A call the spool could not store (a value JSON cannot hold): counted, and
+        logged once per kind of error so a stream of them does not flood the log."""
+        kind = type(exc).__name__
+        self.counters.lost("convert", detail=kind)
+        if kind not in self._refused_kinds:
+            self._refused_kinds.add(kind)
+            logger.error(
+                "lstrace: the call of run %s could not be stored (%s: %s); it is counted as "
+                "failed in lstrace.stats() (convert:%s), other calls are not affected",
+                content.get("run_id"),
+                kind,
+                exc,
+                kind,
+            )
 
     def _overflow(self, call: CapturedCall | Step) -> None:
         """The queue is full: spool this call from the caller's thread rather than drop it."""

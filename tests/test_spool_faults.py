@@ -1,0 +1,102 @@
+"""Faults at the spool never cost more than the call they concern, and never reach the app.
+
+These tests run without an API key, so nothing is sent: what they check is what the
+spool kept, what the counters say, and that the public functions do not raise.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+from uuid import UUID
+
+import pytest
+from langchain_core.language_models import FakeListLLM
+
+import lstrace
+from lstrace._delivery import worker as _worker
+from tests.spooled import settle, spooled
+
+T = TypeVar("T")
+
+
+@pytest.fixture(autouse=True)
+def no_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No key: the sender holds every destination, so rows stay in the spool to inspect."""
+    monkeypatch.delenv("LABEL_STUDIO_API_KEY")
+
+
+def test_a_value_json_cannot_hold_costs_only_its_own_call(lstrace_state: Path) -> None:
+    """A call whose run tags hold bytes cannot be stored as JSON: it alone is counted as
+    failed (convert, with the error's name); the calls spooled with it in the same chunk
+    are kept."""
+    llm = FakeListLLM(responses=["fine", "bad", "fine too"])
+    with lstrace.ls_session(project_name="spool faults: bytes"):
+        llm.invoke("first", config={"run_id": UUID(int=1)})
+        llm.invoke("second", config={"run_id": UUID(int=2), "tags": [b"x"]})  # type: ignore[list-item]
+        llm.invoke("third", config={"run_id": UUID(int=3)})
+    rows = spooled(lstrace_state, 2)
+    assert [r["run_id"] for r in rows] == [str(UUID(int=1)), str(UUID(int=3))]
+    stats = eventually(lstrace.stats, lambda s: s.spooled == 2)
+    assert (stats.captured, stats.pending) == (3, 2)
+    assert stats.failed == 1
+    assert stats.failed_by_reason == {"convert:TypeError": 1}
+
+
+def eventually(read: Callable[[], T], done: Callable[[T], bool], timeout: float = 60) -> T:
+    """What ``read()`` returns once ``done`` holds for it (or at the deadline)."""
+    deadline = time.monotonic() + timeout
+    value = read()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(0.02)
+        value = read()
+    return value
+
+
+def in_a_new_thread(fn: Callable[[], T]) -> T:
+    """``fn()`` run on a thread of its own (a thread that never used the spool before),
+    its exception re-raised here."""
+    result: list[T] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(fn())
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(120)
+    if errors:
+        raise errors[0]
+    assert result, "the call did not return in 120 s"
+    return result[0]
+
+
+def test_deleting_the_spool_never_makes_stats_flush_or_the_exit_flush_raise(
+    lstrace_state: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The spool file is deleted under a running process: stats(), flush() and the exit
+    flush, called from any thread, return (with the last pending count known) instead of
+    raising sqlite3 errors; one warning says the spool cannot be read."""
+    llm = FakeListLLM(responses=["kept"])
+    with lstrace.ls_session(project_name="spool faults: deleted"):
+        for n in range(3):
+            llm.invoke(f"call {n}", config={"run_id": UUID(int=10 + n)})
+    spooled(lstrace_state, 3)
+    assert settle(3).pending == 3
+    for path in lstrace_state.parent.glob(lstrace_state.name + "*"):
+        path.unlink()
+    with caplog.at_level(logging.WARNING, logger="lstrace"):
+        stats = in_a_new_thread(lstrace.stats)
+        result = in_a_new_thread(lambda: lstrace.flush(1))
+        in_a_new_thread(_worker._at_exit)
+    assert stats.pending == 3 and result.pending == 3
+    assert "Traceback" not in capsys.readouterr().err
+    warnings = [r.getMessage() for r in caplog.records if "cannot read the spool" in r.getMessage()]
+    assert len(warnings) == 1, warnings
