@@ -9,6 +9,7 @@ fault-injecting proxy in ``tests/live/test_faults.py``.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -230,3 +231,31 @@ def test_a_refused_key_is_held_reported_once_and_retried_at_once_for_a_new_key(
     sender.retry_held()
     assert send(sender) == 3
     assert spool.count() == 0
+
+
+def test_lone_surrogates_are_replaced_and_every_task_delivered(
+    spool: Spool, server: FakeLabelStudio, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A lone surrogate in a prompt, a response or a metadata value cannot be encoded as
+    UTF-8 (issue 12.4): the task is sent with U+FFFD in its place, in the same import as the
+    calls around it, with one warning; nothing is set aside or retried."""
+    sender = make_sender(spool, server)
+    bad = {
+        "prompt": content(run_id="r-prompt", prompt="prompt \udfff case"),
+        "response": content(run_id="r-response", responses=["bad \ud800 answer"]),
+        "metadata": content(run_id="r-metadata", metadata={"k": "v\ud83d"}),
+        "plain": content(run_id="r-plain", prompt="plain question"),
+    }
+    sender.note_spooled(DEST, spool.add((DEST, c) for c in bad.values()), time.time())
+    with caplog.at_level(logging.WARNING, logger="lstrace"):
+        assert send(sender) == 4
+    assert sorted(server.run_ids(TITLE)) == ["r-metadata", "r-plain", "r-prompt", "r-response"]
+    [project] = server.projects.values()
+    tasks = {t["data"]["run_id"]: t for t in project.tasks}
+    assert tasks["r-prompt"]["data"]["prompt"] == "prompt \ufffd case"
+    assert "bad \ufffd answer" in json.dumps(tasks["r-response"], ensure_ascii=False)
+    assert "v\ufffd" in json.dumps(tasks["r-metadata"]["data"], ensure_ascii=False)
+    assert tasks["r-plain"]["data"]["prompt"] == "plain question"
+    assert sender.counters.get("failed") == 0 and spool.count_dead() == 0 and spool.count() == 0
+    warnings = [r.getMessage() for r in caplog.records if "surrogate" in r.getMessage()]
+    assert len(warnings) == 1, warnings

@@ -118,6 +118,7 @@ class Sender:
         self.backoff: dict[str, Backoff] = {}
         self._clients: dict[tuple[str, str], Client] = {}
         self._reported: set[str] = set()
+        self._surrogates_reported = False
         self._warmed: set[str] = set()  # destinations whose project was looked up early
         self._own_targets: dict[str, Target | None] = {}  # see _built_for
         # What waits in the spool, per destination, kept in memory so that deciding
@@ -300,10 +301,30 @@ class Sender:
         self, units: list[Unit], rows: list[Row], build: Callable[[], dict[str, Any]]
     ) -> None:
         try:
-            units.append(Unit(rows, encode_json(build())))
+            units.append(Unit(rows, self._encode(build(), rows[0].run_id)))
         except Exception as exc:
             logger.exception("lstrace: could not build the task for run %s", rows[0].run_id)
             self._dead(rows, "build", type(exc).__name__)
+
+    def _encode(self, task: dict[str, Any], run_id: str) -> bytes:
+        """The task as JSON; lone surrogates (text no UTF-8 can hold, from a bad decode in
+        the app) become U+FFFD, so the task is sent rather than failing every attempt."""
+        try:
+            return encode_json(task)
+        except (UnicodeEncodeError, TypeError, ValueError):
+            repaired = _without_surrogates(task)
+            if repaired == task:
+                raise  # some other value the encoder refuses: the caller sets the task aside
+        body = encode_json(repaired)
+        if not self._surrogates_reported:
+            self._surrogates_reported = True
+            logger.warning(
+                "lstrace: the task for run %s held lone surrogates (text that is not valid "
+                "Unicode); they were replaced by U+FFFD. Later tasks are repaired the same "
+                "way without another warning.",
+                run_id,
+            )
+        return body
 
     def _already_there(self, client: Client, project: Project, units: Sequence[Unit]) -> set[int]:
         """Rows whose earlier, ambiguous attempt did arrive: forget them instead of re-sending."""
@@ -408,3 +429,18 @@ class Sender:
                 dest.describe(),
                 self.spool.path,
             )
+
+
+def _without_surrogates(value: Any) -> Any:
+    """``value`` with every lone surrogate in its strings (keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return value
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_surrogates(v) for v in value]
+    return value
