@@ -6,7 +6,10 @@ spool kept, what the counters say, and that the public functions do not raise.
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -100,3 +103,26 @@ def test_deleting_the_spool_never_makes_stats_flush_or_the_exit_flush_raise(
     assert "Traceback" not in capsys.readouterr().err
     warnings = [r.getMessage() for r in caplog.records if "cannot read the spool" in r.getMessage()]
     assert len(warnings) == 1, warnings
+
+
+def test_a_spool_that_cannot_grow_keeps_delivering_from_memory(tmp_path: Path) -> None:
+    """Disk full (issue 12.2): the spool file cannot grow, so the calls the file cannot
+    take are kept in memory and delivered from there, every one exactly once; one ERROR
+    from a background thread says so, no traceback, nothing is counted as lost."""
+    spool = tmp_path / "spool.sqlite3"
+    child = subprocess.run(
+        [sys.executable, "-m", "tests.full_disk_child", str(spool), "1000"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).resolve().parents[1],
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr[-3000:]
+    report = json.loads(child.stdout.strip().splitlines()[-1])
+    assert report["captured"] == 1001 and report["failed"] == {}, report
+    assert (report["arrived"], report["imported"], report["pending"]) == (1001, 1001, 0), report
+    assert report["tracebacks"] == 0, child.stderr[-3000:]
+    [error] = [e for e in report["errors"] if "cannot write to the spool" in e]
+    assert "kept in memory" in error
+    assert report["threads"] and all(t.startswith("lstrace") for t in report["threads"]), report

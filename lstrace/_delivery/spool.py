@@ -189,6 +189,26 @@ def default_path() -> Path:
     return base / "lstrace" / "spool.sqlite3"
 
 
+HELD_MAX_BYTES = 64_000_000  # rows kept in memory while the spool cannot be written
+HELD_RETRY_S = 5.0  # how often writing to the file is tried again meanwhile
+
+
+class SpoolFull(Exception):
+    """A row neither the file nor the memory bound could take."""
+
+
+@dataclass
+class _Held:
+    """A task the spool file could not take, kept in memory until it is sent."""
+
+    dest: Destination
+    run_id: str
+    body: str
+    created: float
+    task: bytes | None = None
+    maybe_sent: bool = False
+
+
 class Row:
     """A spooled task. ``task``: the import body built when the call was spooled, for the
     destination's own label config (None: the sender builds it from ``content``, which is
@@ -237,6 +257,12 @@ class Spool:
         self._local = threading.local()
         self._keep: sqlite3.Connection | None = None
         self._last_counts: dict[str, int] = {}
+        self._held: dict[int, _Held] = {}  # id (negative) -> a row the file could not take
+        self._held_ids = 0
+        self._held_lock = threading.Lock()
+        self._held_bytes = 0
+        self._retry_write_at = 0.0
+        self._reported_full = False
         self._reported_unreadable = False
         if path is None:
             self._uri = f"file:lstrace-{owner}?mode=memory&cache=shared"
@@ -347,6 +373,15 @@ class Spool:
             dests[dest.key] = dest
         if not rows:
             return 0
+        if self._held and not self._unheld(now):
+            return self._hold(dests, rows, refused)  # the file still takes nothing
+        try:
+            return self._insert(dests, rows)
+        except sqlite3.Error as exc:  # disk full, I/O error, locked for longer than the timeout
+            self._cannot_write(exc)
+            return self._hold(dests, rows, refused)
+
+    def _insert(self, dests: dict[str, Destination], rows: list[tuple[Any, ...]]) -> int:
         with self._tx() as db:
             db.executemany(
                 "INSERT OR IGNORE INTO destinations VALUES (?, ?)",
@@ -360,14 +395,98 @@ class Spool:
             )
             return db.total_changes - before
 
+    # -- rows the file could not take, held in memory (bounded) and sent from there --
+
+    def _hold(
+        self,
+        dests: dict[str, Destination],
+        rows: list[tuple[Any, ...]],
+        refused: Callable[[dict[str, Any], Exception], None] | None,
+    ) -> int:
+        """Keep rows in memory, up to ``HELD_MAX_BYTES``; past that each is refused as
+        :class:`SpoolFull` (counted by the caller). Returns how many were kept."""
+        kept = 0
+        for key, run_id, body, created, _, task in rows:
+            if self._held_bytes + len(body) > HELD_MAX_BYTES:
+                if refused is not None:
+                    refused(json.loads(body), SpoolFull(f"{self.path}: memory bound reached"))
+                continue
+            with self._held_lock:
+                self._held_ids -= 1
+                self._held[self._held_ids] = _Held(dests[key], run_id, body, created, task)
+                self._held_bytes += len(body)
+            kept += 1
+        return kept
+
+    def _unheld(self, now: float) -> bool:
+        """Try (every few seconds) to move held rows into the file; True once none is left."""
+        if now < self._retry_write_at:
+            return False
+        self._retry_write_at = now + HELD_RETRY_S
+        held = self._held_rows()
+        dests = {h.dest.key: h.dest for _, h in held}
+        rows = [(h.dest.key, h.run_id, h.body, h.created, self.owner, h.task) for _, h in held]
+        try:
+            self._insert(dests, rows)
+        except sqlite3.Error:
+            return False
+        for i, _ in held:
+            self._drop_held(i)
+        logger.warning("lstrace: the spool at %s takes tasks again", self.path)
+        self._reported_full = False
+        return True
+
+    def _held_rows(self) -> list[tuple[int, _Held]]:
+        with self._held_lock:
+            return list(self._held.items())
+
+    def _drop_held(self, i: int) -> None:
+        with self._held_lock:
+            held = self._held.pop(i, None)
+            if held is not None:
+                self._held_bytes -= len(held.body)
+
+    def _cannot_write(self, exc: sqlite3.Error) -> None:
+        self._retry_write_at = time.time() + HELD_RETRY_S
+        if not self._reported_full:
+            self._reported_full = True
+            logger.error(
+                "lstrace: cannot write to the spool at %s (%s); captured calls are kept in "
+                "memory (up to %d MB) and sent from there, calls past that are counted as "
+                "failed (spool_full). Free disk space or set LSTRACE_SPOOL_PATH.",
+                self.path,
+                exc,
+                HELD_MAX_BYTES // 1_000_000,
+            )
+
+    def _split(self, ids: Iterable[int]) -> list[int]:
+        """Forget held rows among ``ids``; returns the others (rows of the file)."""
+        rest = []
+        for i in ids:
+            if i < 0:
+                self._drop_held(i)
+            else:
+                rest.append(i)
+        return rest
+
     def delete(self, ids: Iterable[int]) -> None:
         """Forget tasks that Label Studio confirmed."""
+        ids = self._split(ids)
+        if not ids:
+            return
         with self._tx() as db:
             for chunk in _id_lists(ids):
                 db.execute(f"DELETE FROM tasks WHERE id IN ({chunk})")
 
     def mark_attempt(self, ids: Iterable[int], *, maybe_sent: bool) -> None:
         """Record an import attempt and whether it may have reached the server."""
+        ids = list(ids)
+        for i in ids:
+            if i in self._held:
+                self._held[i].maybe_sent = maybe_sent
+        ids = [i for i in ids if i >= 0]
+        if not ids:
+            return
         with self._tx() as db:
             for chunk in _id_lists(ids):
                 db.execute(
@@ -377,7 +496,11 @@ class Spool:
                 )
 
     def mark_dead(self, ids: Iterable[int], reason: str) -> None:
-        """Set aside tasks Label Studio refuses for good; they stay visible in ``status``."""
+        """Set aside tasks Label Studio refuses for good; they stay visible in ``status``
+        (held rows, which the file could not take, are only counted by the caller)."""
+        ids = self._split(ids)
+        if not ids:
+            return
         with self._tx() as db:
             db.executemany("UPDATE tasks SET dead = ? WHERE id = ?", [(reason, i) for i in ids])
 
@@ -424,7 +547,8 @@ class Spool:
             " WHERE (t.owner = ? OR t.owner IS NULL) AND t.dead IS NULL",
             (self.owner,),
         )
-        return {Destination.from_spec(json.loads(spec)).url for (spec,) in rows}
+        held = {h.dest.url for _, h in self._held_rows()}
+        return held | {Destination.from_spec(json.loads(spec)).url for (spec,) in rows}
 
     def backlog(self, dest: Destination | None = None) -> dict[str, tuple[Destination, int, float]]:
         """Per destination (or just ``dest``): its live rows owned here, and the oldest's time."""
@@ -438,10 +562,22 @@ class Spool:
             args += (dest.key,)
         rows = self._query(sql + " GROUP BY t.dest", args)
         found = [Destination.from_spec(json.loads(spec)) for spec, _, _ in rows]
-        return {d.key: (d, n, oldest) for d, (_, n, oldest) in zip(found, rows, strict=True)}
+        result = {d.key: (d, n, oldest) for d, (_, n, oldest) in zip(found, rows, strict=True)}
+        for held in [h for _, h in self._held_rows()]:
+            if dest is None or held.dest.key == dest.key:
+                d, n, oldest = result.get(held.dest.key, (held.dest, 0, held.created))
+                result[held.dest.key] = (d, n + 1, min(oldest, held.created))
+        return result
 
     def take(self, dest: Destination, limit: int) -> list[Row]:
-        """The oldest rows of a destination owned by this process."""
+        """The oldest rows of a destination owned by this process; rows held in memory
+        (the file could not take them) first, since they are the ones a crash would lose."""
+        held = [(i, h) for i, h in self._held_rows() if h.dest.key == dest.key]
+        if held:
+            return [
+                Row(i, h.run_id, None, h.maybe_sent, h.created, len(h.body), h.task, h.body)
+                for i, h in sorted(held, reverse=True)[:limit]
+            ]
         rows = self._query(
             "SELECT id, run_id, body, maybe_sent, created, task FROM tasks"
             " WHERE owner = ? AND dest = ? AND dead IS NULL ORDER BY id LIMIT ?",
@@ -457,7 +593,7 @@ class Spool:
         if mine:
             sql += " AND owner = ?"
             args = (self.owner,)
-        return self._count(f"live:{mine}", sql, args)
+        return self._count(f"live:{mine}", sql, args) + len(self._held)
 
     def count_dead(self) -> int:
         """Set-aside rows (all processes); never raises, like :meth:`count`."""

@@ -27,6 +27,7 @@ Failed = Literal[
     "build",  # the task could not be built for the project's label config
     "rejected",  # Label Studio refused the task for good
     "unpaired",  # a pairwise call that found no partner in time
+    "spool_full",  # the spool file could not be written and the memory bound was reached
 ]
 Loss = Literal[Dropped, Failed]
 _DROPPED: frozenset[str] = frozenset(get_args(Dropped))
@@ -43,7 +44,7 @@ class Stats:
     ``before_send``, ``before_send_error``, ``abandoned``, ``capture_error``, ``error``,
     ``trace_late``); ``failed_by_reason``
     counts calls that could not be delivered (``convert:<error>``, ``build:<error>``,
-    ``rejected:<status>``, ``unpaired``). ``overflowed`` counts calls a caller's
+    ``rejected:<status>``, ``unpaired``, ``spool_full``). ``overflowed`` counts calls a caller's
     thread spooled itself because the queue was full (none is lost).
     """
 

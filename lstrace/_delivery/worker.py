@@ -14,6 +14,7 @@ import atexit
 import logging
 import multiprocessing.util
 import os
+import sqlite3
 import sys
 import threading
 import time
@@ -32,7 +33,7 @@ from lstrace._capture.trace_record import Step
 from lstrace._client import Connect, encode_json, open_client
 from lstrace._delivery import traces as _traces
 from lstrace._delivery.sender import Sender, own_target
-from lstrace._delivery.spool import Spool, default_path
+from lstrace._delivery.spool import Spool, SpoolFull, default_path
 from lstrace._delivery.stats import Counters, FlushResult, Loss, Stats
 from lstrace._delivery.task import build_task
 from lstrace._labelconfig import Target
@@ -135,6 +136,7 @@ class Worker:
         self._overflow_lock = threading.Lock()
         self._targets: dict[str, Target | None] = {}  # per destination: own_target()
         self._refused_kinds: set[str] = set()
+        self._spool_error_reported = False
         self._thread = threading.Thread(target=self._run, name="lstrace-sender", daemon=True)
         # Spooling has a thread of its own: a send can block for request_timeout, and a
         # captured call must reach the spool within spool_interval whatever the network does.
@@ -323,6 +325,13 @@ class Worker:
                     self.take_over()  # reloads the backlog itself when it took rows
                     if self.sweep_traces():
                         self._sender.reload_backlog()
+            except sqlite3.Error as exc:  # the spool file: disk full, deleted, locked
+                if not self._spool_error_reported:
+                    self._spool_error_reported = True
+                    logger.error(
+                        "lstrace: the sender cannot update the spool (%s); it keeps trying", exc
+                    )
+                time.sleep(0.5)
             except Exception:
                 logger.exception("lstrace: the sender hit an unexpected error; it keeps going")
                 time.sleep(0.5)
@@ -465,6 +474,9 @@ class Worker:
         """A call the spool could not store (a value JSON cannot hold): counted, and
         logged once per kind of error so a stream of them does not flood the log."""
         kind = type(exc).__name__
+        if isinstance(exc, SpoolFull):  # the file and the memory bound are both full
+            self.counters.lost("spool_full")
+            return  # the spool logged it once
         self.counters.lost("convert", detail=kind)
         if kind not in self._refused_kinds:
             self._refused_kinds.add(kind)
@@ -484,7 +496,10 @@ class Worker:
             return
         with self._overflow_lock:
             self.counters.add("overflowed")
-            self._store([call])
+            try:
+                self._store([call])
+            except Exception as exc:  # never into the app: counted, like any call lost here
+                self.counters.lost("convert", detail=type(exc).__name__)
 
     def _open_spool(self) -> Spool:
         try:
