@@ -126,3 +126,32 @@ def test_a_spool_that_cannot_grow_keeps_delivering_from_memory(tmp_path: Path) -
     [error] = [e for e in report["errors"] if "cannot write to the spool" in e]
     assert "kept in memory" in error
     assert report["threads"] and all(t.startswith("lstrace") for t in report["threads"]), report
+
+
+def test_pending_never_counts_a_call_twice_while_it_moves_to_the_spool() -> None:
+    """stats().pending, read over and over while calls move from the queue to the spool,
+    never exceeds the number of calls made (issue 12.9: it read 612 for 500 calls), and
+    ends at exactly that number."""
+    llm = FakeListLLM(responses=["kept"])
+    readings: list[int] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            readings.append(lstrace.stats().pending)
+
+    reader = threading.Thread(target=read)
+    with lstrace.ls_session(project_name="spool faults: pending"):
+        llm.invoke("opens the spool")
+        spooled_before = eventually(lstrace.stats, lambda s: s.spooled == 1)
+        assert spooled_before.pending == 1
+        reader.start()
+        try:
+            for n in range(1500):
+                llm.invoke(f"call {n}")
+            final = eventually(lstrace.stats, lambda s: s.spooled == 1501)
+        finally:
+            done.set()
+            reader.join()
+    assert final.pending == 1501
+    assert readings and max(readings) <= 1501, max(readings)

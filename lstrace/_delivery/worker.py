@@ -130,6 +130,7 @@ class Worker:
         self._flush_passes = 0
         self._stopping = False
         self._in_flight = 0  # calls taken off the queue, not yet in the spool
+        self._handoff = threading.Lock()  # held by the spooler around a chunk's commit
         self._key_changed = False
         self._sender: Sender | None = None
         self._spool: Spool | None = None
@@ -222,9 +223,11 @@ class Worker:
 
     def pending(self) -> int:
         # Read in hand-off order (queue, in flight, spool): a call moving along is never missed.
-        waiting = len(self.queue) + self._in_flight
-        spool = self._spool
-        return waiting + (spool.count(mine=True) if spool is not None else 0)
+        # The hand-off lock keeps a chunk from being counted both in flight and in the spool.
+        with self._handoff:
+            waiting = len(self.queue) + self._in_flight
+            spool = self._spool
+            return waiting + (spool.count(mine=True) if spool is not None else 0)
 
     def _waiting_hint(self) -> int:
         """What :meth:`pending` would say, from memory only (the sender's backlog)."""
@@ -397,12 +400,17 @@ class Worker:
         queue = self.queue
         todo = len(queue)  # what is queued now; a caller that keeps adding waits for a round
         while todo > 0:  # in chunks: the first calls are committed soon even behind a long queue
-            self._in_flight = min(todo, SPOOL_CHUNK)  # before popping: no gap in pending()
             try:
-                self._store([queue.popleft() for _ in range(self._in_flight)])
+                with self._handoff:  # popped, committed and no longer in flight at one moment
+                    self._in_flight = min(todo, SPOOL_CHUNK)
+                    calls = [queue.popleft() for _ in range(self._in_flight)]
+                    self._store(calls)
+                    todo -= self._in_flight
+                    self._in_flight = 0
             finally:
-                todo -= self._in_flight
-                self._in_flight = 0
+                if self._in_flight:
+                    todo -= self._in_flight
+                    self._in_flight = 0
             self._wake.set()  # the sender decides whether a batch is due
 
     def sweep_traces(self) -> int:
