@@ -1,7 +1,8 @@
 """A process whose spool file cannot grow (RLIMIT_FSIZE, as on a full disk) captures calls
 for a fake Label Studio; prints what arrived and what lstrace counted, as JSON.
 
-Run by tests/test_spool_faults.py: ``python -m tests.full_disk_child <spool> <calls>``.
+Run by tests/test_spool_faults.py (a fake Label Studio) and tests/live/test_faults_spool.py
+(a real one): ``python -m tests.full_disk_child <spool> <calls> [<url> <key> <title>]``.
 A file limit stands for a full filesystem: SQLite's writes past it fail like writes to a
 full disk do, and only this process is limited.
 """
@@ -24,14 +25,18 @@ from tests.fakeclient import KEY, URL, FakeLabelStudio
 
 def main() -> None:
     spool, calls = Path(sys.argv[1]), int(sys.argv[2])
+    url, key, title = sys.argv[3:6] if len(sys.argv) > 3 else (URL, KEY, "full disk")
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append  # type: ignore[method-assign]
     logging.getLogger("lstrace").addHandler(handler)
     server = FakeLabelStudio()
-    _worker.configure(spool_path=spool, connect=server.connect, max_backoff=0.5)
+    if url == URL:
+        _worker.configure(spool_path=spool, connect=server.connect, max_backoff=0.5)
+    else:
+        _worker.configure(spool_path=spool, max_backoff=0.5, batch_size=100)
     llm = FakeListLLM(responses=["an answer " * 200])
-    with lstrace.ls_session(project_name="full disk", url=URL, api_key=KEY):
+    with lstrace.ls_session(project_name=title, url=url, api_key=key):
         llm.invoke("opens the spool")
         lstrace.flush(60)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead
@@ -44,8 +49,8 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "arrived": len(set(server.run_ids("full disk"))),
-                "imported": len(server.run_ids("full disk")),
+                "arrived": len(set(server.run_ids(title))),
+                "imported": len(server.run_ids(title)),
                 "pending": result.pending,
                 "captured": stats.captured,
                 "failed": stats.failed_by_reason,

@@ -6,8 +6,10 @@ spool kept, what the counters say, and that the public functions do not raise.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -155,3 +157,25 @@ def test_pending_never_counts_a_call_twice_while_it_moves_to_the_spool() -> None
             reader.join()
     assert final.pending == 1501
     assert readings and max(readings) <= 1501, max(readings)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_a_child_of_every_start_method_runs_the_exit_flush(tmp_path: Path, method: str) -> None:
+    """enable() at import and the calls made in a multiprocessing child (issue 12.3): the
+    child's exit flush runs for fork, spawn and forkserver alike, so nothing it captured is
+    left in the spool (forkserver children left every call there: the child imported the
+    app, and so registered its exit flush, before multiprocessing cleared its finalizers)."""
+    spool = tmp_path / "spool.sqlite3"
+    child = subprocess.run(
+        [sys.executable, "-m", "tests.start_method_app", method, str(spool), "200"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).resolve().parents[1],
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr[-3000:]
+    assert "Traceback" not in child.stderr, child.stderr[-3000:]
+    with contextlib.closing(sqlite3.connect(spool)) as db:
+        left = db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
+    assert left == 0, f"{left} rows left in the spool; stderr: {child.stderr[-2000:]}"

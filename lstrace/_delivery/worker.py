@@ -637,6 +637,21 @@ def _register_process_exit() -> None:
     multiprocessing.util.Finalize(None, _at_exit, exitpriority=10)
 
 
+class _ExitFlushAfterFork:
+    """A multiprocessing child clears the finalizers before it runs its target, and a
+    spawn or forkserver child imports the app (which may call ``enable()`` and so start a
+    worker, registering its exit flush) before that: each child registers it again right
+    after the clearing (multiprocessing's after-fork hooks run then, for every start method)."""
+
+    def __call__(self, _: object) -> None:
+        if _worker is not None and _worker.running:
+            _register_process_exit()
+
+
+_exit_flush_after_fork = _ExitFlushAfterFork()
+multiprocessing.util.register_after_fork(_exit_flush_after_fork, _exit_flush_after_fork)
+
+
 def _after_fork_in_child() -> None:
     global _lock
     _lock = threading.Lock()  # another thread may have held it at the fork
