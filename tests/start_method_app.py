@@ -1,12 +1,12 @@
 """An app that calls ``lstrace.enable()`` at import (the Quickstart's pattern) and makes its
 calls in a ``multiprocessing`` child of the start method given (issue 12.3).
 
-``python -m tests.start_method_app <method> <spool> <calls>``: the child imports this
-module afresh (spawn, forkserver) or inherits it (fork), captures ``<calls>`` calls for a
-fake Label Studio that lives in the child, and ends as multiprocessing children do (by
-``os._exit``). Nothing is sent before the exit flush (flush_interval is an hour), so the
-rows left in the spool afterwards say whether the child's exit flush ran. The child's
-fake server reports what arrived on stdout, from the exit flush's own thread.
+``python -m tests.start_method_app <method> <spool> <calls> [<url> <key> <title>]``: the
+child imports this module afresh (spawn, forkserver) or inherits it (fork), captures
+``<calls>`` calls for a fake Label Studio that lives in the child (or the real one given),
+and ends as multiprocessing children do (by ``os._exit``). Nothing is sent before the exit
+flush (flush_interval is an hour), so the rows left in the spool afterwards say whether the
+child's exit flush ran.
 """
 
 from __future__ import annotations
@@ -23,9 +23,12 @@ from lstrace._delivery import worker as _worker
 from tests.fakeclient import KEY, URL, FakeLabelStudio
 
 SERVER = FakeLabelStudio()
+# [<url> <key> <title>] after the count: a real Label Studio instead (the live tier)
+URL_, KEY_, TITLE = sys.argv[4:7] if len(sys.argv) > 6 else (URL, KEY, "start methods")
 if len(sys.argv) > 2:  # the app's process, and children that import it afresh
-    _worker.configure(spool_path=Path(sys.argv[2]), connect=SERVER.connect, flush_interval=3600)
-lstrace.enable(project_name="start methods", url=URL, api_key=KEY)
+    fake = {"connect": SERVER.connect} if URL_ == URL else {}
+    _worker.configure(spool_path=Path(sys.argv[2]), flush_interval=3600, **fake)
+lstrace.enable(project_name=TITLE, url=URL_, api_key=KEY_)
 
 
 def work(calls: int) -> None:

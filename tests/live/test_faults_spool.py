@@ -8,7 +8,9 @@ and a spool deleted under the process neither raises nor stops delivery.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -116,3 +118,27 @@ def test_a_deleted_spool_neither_raises_nor_stops_delivery(
     assert errors == []
     assert sqlite_server.run_ids(title) == dict.fromkeys(sent, 1)
     _worker._at_exit()
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_children_of_every_start_method_deliver_what_they_captured(
+    sqlite_server: LiveServer, title: str, tmp_path: Path, method: str
+) -> None:
+    """enable() at import, 200 calls in a multiprocessing child (issue 12.3): every one
+    arrives, once, for fork, spawn and forkserver; nothing is left in the spool."""
+    spool = tmp_path / "spool.sqlite3"
+    child = subprocess.run(
+        [
+            *(sys.executable, "-m", "tests.start_method_app", method, str(spool), "200"),
+            *(sqlite_server.url, sqlite_server.token, title),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=REPO,
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr[-3000:]
+    assert sqlite_server.task_count(title) == 200, child.stderr[-3000:]
+    with contextlib.closing(sqlite3.connect(spool)) as db:
+        assert db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0] == 0
