@@ -12,7 +12,7 @@ from typing import Any
 import lstrace
 
 
-def spooled(path: Path, expected: int, *, timeout: float = 5.0) -> list[dict[str, Any]]:
+def spooled(path: Path, expected: int, *, timeout: float = 60.0) -> list[dict[str, Any]]:
     """The spooled contents once ``expected`` rows are there (in capture order).
 
     Waits for the background sender to spool; fails the test on timeout rather
@@ -31,7 +31,7 @@ def spooled(path: Path, expected: int, *, timeout: float = 5.0) -> list[dict[str
     return [json.loads(body) for (body,) in rows]
 
 
-def settle(captured: int, *, timeout: float = 5.0) -> lstrace.Stats:
+def settle(captured: int, *, timeout: float = 60.0) -> lstrace.Stats:
     """Stats once the sender has processed ``captured`` calls (kept or dropped)."""
     deadline = time.time() + timeout
     stats = lstrace.stats()

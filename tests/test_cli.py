@@ -485,7 +485,7 @@ def set_aside_a_lonely_pairwise_call(monkeypatch: pytest.MonkeyPatch, title: str
     monkeypatch.setattr(_sender, "PAIR_TIMEOUT_S", 0)
     with lstrace.ls_session(project_name=title, mode="pairwise"):
         FakeListLLM(responses=["alone"]).invoke("Anyone there?", config={"run_id": UUID(int=44)})
-    lstrace.flush(10)
+    lstrace.flush(60)
     assert lstrace.stats().dead == 1
     _worker.reset()
 

@@ -37,7 +37,7 @@ def test_a_failing_conversion_is_logged_and_counted_not_raised(
     monkeypatch.setattr(_worker, "to_content", broken)
     with ls_session(project_name="handler: conversion"):
         assert LLM.invoke("convert me") == "still answered"
-    result = lstrace.flush(timeout=5)
+    result = lstrace.flush(timeout=60)
     stats = lstrace.stats()
     assert (result.pending, stats.captured, stats.failed, stats.delivered) == (0, 1, 1, 0)
     assert stats.failed_by_reason == {"convert:RuntimeError": 1}

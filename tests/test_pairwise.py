@@ -37,7 +37,7 @@ def test_two_generations_of_one_call_make_one_pair_task() -> None:
     """A call with two generations becomes one task showing both, side by side."""
     with lstrace.ls_session(project_name="Pairwise n2", mode="pairwise"):
         TwoAnswerLLM().invoke("Name a colour")
-    result = lstrace.flush(10)
+    result = lstrace.flush(60)
     assert (result.delivered, result.pending) == (1, 0)
     [task] = readback.tasks("Pairwise n2")
     data = task["data"]
@@ -57,7 +57,7 @@ def test_two_models_answering_one_prompt_in_one_scope_pair_up() -> None:
     with lstrace.ls_session(project_name="Pairwise models", mode="pairwise"):
         model_a.invoke("What is 2+2?")
         model_b.invoke("What is 2+2?")
-    result = lstrace.flush(10)
+    result = lstrace.flush(60)
     assert (result.delivered, result.pending) == (2, 0)
     [task] = readback.tasks("Pairwise models")
     assert (task["data"]["answer_a"], task["data"]["answer_b"]) == ("A says 4", "B says four")
@@ -72,7 +72,7 @@ def test_pair_by_groups_calls_by_a_metadata_value() -> None:
         llm.invoke("a longer prompt for q2", config={"metadata": {"question": "q2"}})
         llm.invoke("detailed prompt", config={"metadata": {"question": "q1"}})
         llm.invoke("another for q2", config={"metadata": {"question": "q2"}})
-    assert lstrace.flush(10).delivered == 4
+    assert lstrace.flush(60).delivered == 4
     tasks = sorted(readback.tasks("Pairwise keyed"), key=lambda t: t["data"]["answer_a"])
     assert [(t["data"]["answer_a"], t["data"]["answer_b"]) for t in tasks] == [
         ("r1", "r3"),
@@ -98,7 +98,7 @@ def test_a_call_without_partner_is_set_aside_and_counted(monkeypatch: pytest.Mon
     monkeypatch.setattr(_sender, "PAIR_TIMEOUT_S", 0)
     with lstrace.ls_session(project_name="Pairwise lonely", mode="pairwise"):
         FakeListLLM(responses=["alone"]).invoke("Anyone?")
-    result = lstrace.flush(5)
+    result = lstrace.flush(60)
     stats = lstrace.stats()
     assert result.delivered == 0 and stats.dead == 1
     assert stats.failed_by_reason == {"unpaired": 1}
