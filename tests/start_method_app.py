@@ -27,7 +27,10 @@ SERVER = FakeLabelStudio()
 URL_, KEY_, TITLE = sys.argv[4:7] if len(sys.argv) > 6 else (URL, KEY, "start methods")
 if len(sys.argv) > 2:  # the app's process, and children that import it afresh
     fake = {"connect": SERVER.connect} if URL_ == URL else {}
-    _worker.configure(spool_path=Path(sys.argv[2]), flush_interval=3600, **fake)
+    # the exit flush ends as soon as nothing is pending: a long bound only helps a busy machine
+    _worker.configure(
+        spool_path=Path(sys.argv[2]), flush_interval=3600, shutdown_timeout=300, **fake
+    )
 lstrace.enable(project_name=TITLE, url=URL_, api_key=KEY_)
 
 
