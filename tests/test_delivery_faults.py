@@ -259,3 +259,29 @@ def test_lone_surrogates_are_replaced_and_every_task_delivered(
     assert sender.counters.get("failed") == 0 and spool.count_dead() == 0 and spool.count() == 0
     warnings = [r.getMessage() for r in caplog.records if "surrogate" in r.getMessage()]
     assert len(warnings) == 1, warnings
+
+
+def test_delivered_is_counted_before_the_rows_leave_the_spool(
+    spool: Spool, server: FakeLabelStudio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """flush() stops once nothing of this process is pending and reports what the
+    delivered counter gained: a row deleted before it is counted would let a flush see
+    ``delivered=0, pending=0`` for a call that arrived. At every delete (a confirmed import,
+    and an ambiguous attempt found to have arrived) the counter already counts the rows."""
+    sender = make_sender(spool, server)
+    seen: list[tuple[int, int]] = []
+    real_delete = spool.delete
+
+    def watched(ids: object) -> None:
+        ids = list(ids)  # type: ignore[call-overload]
+        seen.append((len(ids), sender.counters.get("delivered")))
+        real_delete(ids)
+
+    monkeypatch.setattr(spool, "delete", watched)
+    spool_calls(spool, sender, 3)
+    assert send(sender) == 3
+    spool_calls(spool, sender, 2)
+    server.fail_imports(TIMEOUT_AFTER_ARRIVAL)
+    assert send(sender) == 0
+    assert send(sender, now=later()) == 2
+    assert seen == [(3, 3), (2, 5)]

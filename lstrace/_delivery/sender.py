@@ -334,8 +334,8 @@ class Sender:
         there = client.existing_run_ids(project.id, [u.rows[0].run_id for u in maybe])
         ids = {r.id for u in maybe if u.rows[0].run_id in there for r in u.rows}
         if ids:
+            self.counters.add("delivered", len(ids))  # before the delete: see _import
             self.spool.delete(ids)
-            self.counters.add("delivered", len(ids))
             logger.info(
                 "lstrace: %d calls had arrived despite a failed attempt; not re-sent", len(ids)
             )
@@ -377,8 +377,10 @@ class Sender:
                 )
                 return set()
             raise
-        self.spool.delete(ids)
+        # Counted before the rows leave the spool: a flush that finds nothing pending must
+        # already see them delivered (the other order let it report delivered=0, pending=0).
         self.counters.add("delivered", len(ids))
+        self.spool.delete(ids)
         return set(ids)
 
     def _dead(self, rows: Sequence[Row], reason: Failed, detail: str | None = None) -> None:
