@@ -261,7 +261,8 @@ def _checked(xml: str, target: AnyTarget) -> AnyTarget:
 
 def _check_with_label_interface(xml: str) -> None:
     """Run the SDK's own config parser; it knows every tag's rules."""
-    from label_studio_sdk.label_interface.interface import LabelInterface
+    # Deliberately lazy: the SDK is slow to import and only custom configs need it.
+    from label_studio_sdk.label_interface.interface import LabelInterface  # noqa: PLC0415
 
     try:
         LabelInterface(xml)

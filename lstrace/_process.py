@@ -15,6 +15,7 @@ from lstrace._client import server_key
 from lstrace._delivery import projects as _projects
 from lstrace._delivery import worker as _worker
 from lstrace._delivery.stats import FlushResult, Stats
+from lstrace._errors import ConfigError
 from lstrace._options import TraceOptions, make_args
 
 
@@ -83,8 +84,6 @@ def configure(
     """
     for name, value in (("batch_size", batch_size), ("max_queue", max_queue)):
         if value is not None and (not isinstance(value, int) or value < 1):
-            from lstrace._errors import ConfigError
-
             raise ConfigError(f"{name} must be a positive whole number, not {value!r}.")
     _worker.configure(
         spool_path=Path(spool_path).expanduser() if spool_path is not None else None,

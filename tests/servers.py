@@ -95,7 +95,7 @@ class Server:
     def sdk(self) -> Any:
         """label-studio-sdk's client, to read back what arrived (tests only)."""
         if self._sdk is None:
-            from label_studio_sdk import LabelStudio
+            from label_studio_sdk import LabelStudio  # noqa: PLC0415 - slow; read-back only
 
             self._sdk = LabelStudio(base_url=self.url, api_key=self.token, timeout=300)  # type: ignore[no-untyped-call]
         return self._sdk

@@ -25,6 +25,7 @@ import pytest
 from langchain_core.language_models import FakeListChatModel, FakeListLLM
 
 import lstrace
+from lstrace import templates
 from lstrace._export import incremental
 from lstrace._export.server import ReadClient
 from lstrace._export.snapshot import SnapshotRefused
@@ -711,8 +712,6 @@ def test_bad_options_fail_before_any_request(tmp_path: Path) -> None:
 def test_ratings_csv_of_the_response_grading_template(tmp_path: Path) -> None:
     """The response-grading template exports like any config: its two Choices become
     columns, its Rating the rating, its TextArea the correction."""
-    from lstrace import templates
-
     llm = FakeListLLM(responses=["Berlin.", "Water boils at 90 C."])
     with lstrace.ls_session(
         project_name="Export grading", project_config=templates.get("response-grading")

@@ -113,7 +113,7 @@ def test_capture_turned_off_needs_no_key_and_no_server(
     caplog.set_level(logging.DEBUG, logger="lstrace")
     every_entry_point(FakeListLLM(responses=["ok"] * 4))
     every_entry_point(FakeListLLM(responses=["ok"] * 4), project_id=7, project_config=CONFIG)
-    assert _worker._worker is None
+    assert _worker.running() is None
     assert [r for r in caplog.records if r.name == "lstrace"] == []
     assert cassette.play_count == 0 and len(cassette) == 0
 

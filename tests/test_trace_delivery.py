@@ -25,8 +25,10 @@ import lstrace
 from lstrace._capture import trace_record
 from lstrace._delivery import traces as _traces
 from lstrace._delivery import worker as _worker
+from lstrace._delivery.spool import _SCHEMA
 from lstrace._delivery.trace_task import build_trace_task
 from lstrace._labelconfig import default_target
+from lstrace._options import Destination
 from tests import readback
 from tests.fakes import scripted, tool_call
 from tests.spooled import spooled
@@ -149,12 +151,8 @@ def test_a_dead_processs_trace_reaches_label_studio_once(lstrace_state: Path) ->
         "label_config": lstrace.templates.get("trace"),
         "mode": "trace",
     }
-    from lstrace._options import Destination
-
     dest = Destination(**dest_spec)
     with sqlite3.connect(lstrace_state) as db:  # a spool left by a process that is gone
-        from lstrace._delivery.spool import _SCHEMA
-
         db.executescript(_SCHEMA)
         db.execute("INSERT INTO destinations VALUES (?, ?)", (dest.key, json.dumps(dest_spec)))
         db.execute(

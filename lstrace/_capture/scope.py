@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.tracers.context import register_configure_hook
 
 from lstrace._capture import trace as _trace
 from lstrace._capture.handler import ScopeHandler
@@ -33,9 +34,18 @@ R = TypeVar("R")
 _current: contextvars.ContextVar[Scope | None] = contextvars.ContextVar(
     "lstrace_scope", default=None
 )
-_global: Scope | None = None
 _seq = itertools.count()
-_lock = threading.Lock()
+
+
+class _Enabled:
+    """The process-wide scope of ``enable()`` (a holder: module state without ``global``)."""
+
+    def __init__(self) -> None:
+        self.scope: Scope | None = None
+        self.lock = threading.Lock()
+
+
+_enabled = _Enabled()
 
 
 @dataclass(eq=False)
@@ -55,7 +65,7 @@ class Scope:
 
 def active() -> Scope | None:
     """The innermost scope of this context, else the ``enable()`` scope."""
-    return _current.get() or _global
+    return _current.get() or _enabled.scope
 
 
 def open_scope(args: ScopeArgs, *, depth: int | None = None) -> Scope:
@@ -90,17 +100,15 @@ def activated(scope: Scope) -> Iterator[Scope]:
 
 def set_global(args: ScopeArgs | None) -> None:
     """Install (or, with None, remove) the process-wide scope used by ``enable()``."""
-    global _global
-    with _lock:
-        _global = open_scope(args, depth=0) if args is not None else None
+    with _enabled.lock:
+        _enabled.scope = open_scope(args, depth=0) if args is not None else None
 
 
 def reset() -> None:
     """Remove the ``enable()`` scope (tests). A forked child keeps it, as it keeps the
     parent's configuration: gunicorn workers capture like the app that forked them."""
-    global _global
-    with _lock:
-        _global = None
+    with _enabled.lock:
+        _enabled.scope = None
 
 
 class _HookVar:
@@ -114,7 +122,7 @@ class _HookVar:
         traced = _trace.current_handler()  # inside an @ls_track trace call: its trace wins
         if traced is not None:
             return traced
-        scope = _current.get() or _global
+        scope = _current.get() or _enabled.scope
         if scope is None or not scope.options.enabled:
             return None
         return scope.handler
@@ -142,8 +150,6 @@ def with_scope(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 def _register_hook() -> None:
-    from langchain_core.tracers.context import register_configure_hook
-
     hook_var: Any = _HookVar()
     register_configure_hook(hook_var, inheritable=True)
 

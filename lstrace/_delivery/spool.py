@@ -706,7 +706,7 @@ _guard = threading.Lock()
 
 
 def _new_guard_in_child() -> None:
-    global _guard
+    global _guard  # noqa: PLW0603 - the lock the parent held at fork() cannot be released here
     _guard = threading.Lock()
 
 

@@ -525,29 +525,36 @@ class Worker:
 
 # -- the process's worker, used by the handler, the scopes and the public API -----------
 
-_settings = Settings()
-_worker: Worker | None = None  # the current one; not running once closed or forked
-_lock = threading.Lock()
+
+class _Current:
+    """The process's settings and worker (a holder: module state without ``global``)."""
+
+    def __init__(self) -> None:
+        self.settings = Settings()
+        self.worker: Worker | None = None  # not running once closed or forked
+        self.lock = threading.Lock()
+
+
+_current = _Current()
 
 
 def _get() -> Worker:
     """The running worker, started on first use; a successor of a closed (or forked) one
     keeps its keys."""
-    global _worker
-    worker = _worker
+    worker = _current.worker
     if worker is None or not worker.running:
-        with _lock:
-            worker = _worker
+        with _current.lock:
+            worker = _current.worker
             if worker is None or not worker.running:
                 keys = worker.keys if worker is not None else None
-                worker = _worker = Worker(_settings, keys)
+                worker = _current.worker = Worker(_current.settings, keys)
                 _register_process_exit()
     return worker
 
 
 def submit(call: CapturedCall | Step) -> None:
     """Hand a captured call to this process's worker (O(1))."""
-    worker = _worker
+    worker = _current.worker
     (worker if worker is not None and worker.running else _get()).submit(call)
 
 
@@ -567,16 +574,21 @@ def prepare(options: Options) -> None:
 
 def configure(**changes: Any) -> Settings:
     """Replace settings; a running worker is flushed and its successor uses them."""
-    global _settings
-    new = replace(_settings, **{k: v for k, v in changes.items() if v is not None})
+    new = replace(_current.settings, **{k: v for k, v in changes.items() if v is not None})
     shutdown(timeout=new.shutdown_timeout, report=False)
-    _settings = new
+    _current.settings = new
     return new
 
 
+def running() -> Worker | None:
+    """The running worker, if one was started (and not closed) in this process."""
+    worker = _current.worker
+    return worker if worker is not None and worker.running else None
+
+
 def flush(timeout: float) -> FlushResult:
-    worker = _worker
-    if worker is None or not worker.running:
+    worker = running()
+    if worker is None:
         return FlushResult(0, 0, None)
     return worker.flush(timeout)
 
@@ -603,12 +615,12 @@ def sync(*, api_key: str | None, url: str | None, timeout: float) -> FlushResult
 def shutdown(*, timeout: float | None = None, report: bool = True) -> FlushResult | None:
     """Flush for at most ``timeout`` seconds, stop the worker, hand back what is left
     (and, with ``report``, print the exit lines on stderr)."""
-    with _lock:
-        worker = _worker
-        if worker is None or not worker.running:
+    with _current.lock:
+        worker = running()
+        if worker is None:
             return None
         worker.running = False  # from now on a call starts a successor
-    left = worker.close(_settings.shutdown_timeout if timeout is None else timeout)
+    left = worker.close(_current.settings.shutdown_timeout if timeout is None else timeout)
     for line in left.messages() if report else []:
         print(line, file=sys.stderr)
     return FlushResult(left.delivered, left.pending, left.spool_path)
@@ -616,12 +628,11 @@ def shutdown(*, timeout: float | None = None, report: bool = True) -> FlushResul
 
 def reset() -> None:
     """Stop the worker without sending and forget its keys and settings (tests)."""
-    global _worker, _settings
-    with _lock:
-        worker, _worker = _worker, None
+    with _current.lock:
+        worker, _current.worker = _current.worker, None
     if worker is not None and worker.pid == os.getpid():
         worker.discard()
-    _settings = Settings()
+    _current.settings = Settings()
 
 
 def _at_exit() -> None:
@@ -653,10 +664,9 @@ multiprocessing.util.register_after_fork(_exit_flush_after_fork, _exit_flush_aft
 
 
 def _after_fork_in_child() -> None:
-    global _lock
-    _lock = threading.Lock()  # another thread may have held it at the fork
-    if _worker is not None:
-        _worker.forked()
+    _current.lock = threading.Lock()  # another thread may have held it at the fork
+    if _current.worker is not None:
+        _current.worker.forked()
 
 
 atexit.register(_at_exit)

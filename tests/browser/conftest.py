@@ -60,7 +60,7 @@ def browser() -> Iterator[Any]:
     thread while it is open, and the live tier's ``asyncio.run()`` (same session under
     ``pytest -m "live or browser"``) refuses to start inside a running loop."""
     try:
-        from playwright.sync_api import sync_playwright
+        from playwright.sync_api import sync_playwright  # noqa: PLC0415 - an optional extra
     except ImportError:
         pytest.fail("the browser tier needs Playwright: pip install playwright")
     if not Path(CHROMIUM).exists():

@@ -4,6 +4,7 @@ need no server: tests/test_delivery_offline.py.)"""
 from __future__ import annotations
 
 import pytest
+from langchain_core.messages import AIMessage, HumanMessage
 
 import lstrace
 from lstrace._delivery.task import TRUNCATION_MARK
@@ -20,8 +21,6 @@ def test_oversized_task_is_truncated_visibly_and_delivered(
     """A chat call far too large to send as it is (40 turns of 300,000 characters, a
     1,000,000-character answer) arrives as one task whose long texts end with lstrace's
     truncation marker; nothing is set aside or rejected."""
-    from langchain_core.messages import AIMessage, HumanMessage
-
     turns = [
         (HumanMessage if i % 2 == 0 else AIMessage)(content=f"turn {i} " + "x" * 300_000)
         for i in range(40)
