@@ -44,8 +44,11 @@ def test_prompt_and_chat_defaults_show_text_and_dialogue() -> None:
     """Prompt mode puts the prompt in a Text tag; chat mode renders Paragraphs as a dialogue."""
     assert default_target("prompt") == Target("response", "prompt", "prompt", "Text")
     chat = default_target("chat")
+    assert isinstance(chat, Target)
     assert chat == Target("response", "dialogue", "prompt", "Paragraphs")
-    assert chat.wants_dialogue and not default_target("prompt").wants_dialogue
+    prompt = default_target("prompt")
+    assert isinstance(prompt, Target)
+    assert chat.wants_dialogue and not prompt.wants_dialogue
     assert 'nameKey="role"' in CHAT_CONFIG and 'textKey="content"' in CHAT_CONFIG
 
 
@@ -77,7 +80,8 @@ def test_custom_config_may_show_lstrace_data_keys() -> None:
         '<View><Text name="p" value="$prompt"/><Text name="m" value="$model"/>'
         '<Text name="t" value="$total_tokens"/><TextArea name="r" toName="p"/></View>'
     )
-    assert target_from_xml(xml).from_name == "r"
+    target = target_from_xml(xml)
+    assert isinstance(target, Target) and target.from_name == "r"
 
 
 @pytest.mark.parametrize(

@@ -108,7 +108,7 @@ def test_bad_arguments_raise_config_error_naming_the_fix(
 ) -> None:
     """Each malformed argument is refused before anything runs, with the fix in the message."""
     with pytest.raises(ConfigError, match=fix.replace("(", r"\(")):
-        make_args(**kwargs)  # type: ignore[arg-type]
+        make_args(**kwargs)
 
 
 def test_bad_project_id_in_the_environment_names_the_variable(
@@ -162,7 +162,7 @@ def test_tags_and_metadata_merge_from_outer_to_inner() -> None:
 def test_unknown_option_message_lists_each_option_once() -> None:
     """A misspelt option names every valid option exactly once, sorted."""
     with pytest.raises(ConfigError) as raised:
-        make_args(zzz_unknown=1)  # type: ignore[call-arg]
+        make_args(zzz_unknown=1)
     listed = re.findall(r"'(\w+)'", str(raised.value).split("options are", 1)[1])
     assert listed == sorted(set(listed))
     assert set(listed) == set(TraceOptions.__annotations__)

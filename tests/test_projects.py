@@ -22,7 +22,7 @@ import lstrace
 from lstrace import ls_session
 from lstrace._client import LabelStudioClient
 from lstrace._delivery.projects import ProjectCache
-from lstrace._labelconfig import CHAT_CONFIG, PROMPT_CONFIG, default_target
+from lstrace._labelconfig import CHAT_CONFIG, PROMPT_CONFIG, Target, default_target
 from lstrace._options import make_args, resolve
 from tests import readback
 
@@ -231,5 +231,6 @@ def test_default_target_when_the_project_is_found_by_title() -> None:
     readback.flushed(1)
     [task] = readback.tasks(project)
     target = default_target("chat")
+    assert isinstance(target, Target)
     assert task["predictions"][0]["result"][0]["to_name"] == target.to_name
     assert task["data"]["prompt"] == [{"role": "user", "content": "found"}]

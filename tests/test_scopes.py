@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from langchain_core.language_models import FakeListLLM, GenericFakeChatModel
-from langchain_core.runnables import RunnableLambda
+from langchain_core.runnables import Runnable, RunnableLambda
 from langchain_core.tracers.context import _configure_hooks
 
 import lstrace
@@ -115,7 +115,10 @@ def test_session_inside_a_chain_step_takes_the_call_from_the_chains_scope() -> N
         with ls_session(project_name="scopes: step inner"):
             return llm.invoke(text)
 
-    chain = RunnableLambda(lambda text: f"{text}!") | RunnableLambda(step)
+    def shout(text: str) -> str:
+        return f"{text}!"
+
+    chain: Runnable[str, str] = RunnableLambda(shout) | RunnableLambda(step)
     with ls_session(project_name="scopes: chain outer"):
         chain.invoke("hello")
         llm.invoke("direct")
