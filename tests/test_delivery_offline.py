@@ -15,8 +15,9 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,10 +26,12 @@ from langchain_core.language_models import FakeListLLM
 import lstrace
 from lstrace._delivery import worker as _worker
 from tests.fakeclient import KEY, URL, FakeLabelStudio
+from tests.spooled import spooled
 
 CHILD = Path(__file__).resolve().parent / "live" / "child_capture.py"
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "sk-lstrace-test-secret-0123456789abcdef"  # a key nobody may write down
+PATIENCE = 120.0  # seconds a condition may take on a loaded machine before the test fails
 
 
 @pytest.fixture
@@ -57,6 +60,14 @@ def capture(n: int, *, api_key: str = KEY, project: str = "offline") -> list[str
     return prompts
 
 
+def wait_for(condition: Callable[[], object], what: str) -> None:
+    """Return once ``condition()`` is true; fail the test after :data:`PATIENCE` seconds."""
+    deadline = time.monotonic() + PATIENCE
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
 def spool_files(spool: Path) -> list[Path]:
     return [p for p in (spool, Path(f"{spool}-wal"), Path(f"{spool}-shm")) if p.exists()]
 
@@ -68,6 +79,7 @@ def test_spool_file_and_directory_are_private(tmp_path: Path, server: FakeLabelS
     _worker.configure(spool_path=spool)
     server.down = True
     capture(20)
+    spooled(spool, 20, timeout=PATIENCE)
 
     assert lstrace.flush(timeout=1).pending == 20
     files = spool_files(spool)
@@ -84,10 +96,13 @@ def test_no_api_key_in_the_spool_files(
     down, not after they were delivered (when SQLite pages may still hold old rows)."""
     server.down = not delivered
     capture(30, api_key=SECRET)
-    result = lstrace.flush(timeout=60 if delivered else 1)
+    if not delivered:
+        spooled(lstrace_state, 30, timeout=PATIENCE)
+    result = lstrace.flush(timeout=PATIENCE if delivered else 1)
+    wait_for(lambda: server.keys, "the sender to use the key")
 
     assert result.pending == (0 if delivered else 30)
-    assert server.keys and set(server.keys) == {SECRET}  # the sender did use it
+    assert set(server.keys) == {SECRET}
     files = spool_files(lstrace_state)
     assert files
     for path in files:
@@ -100,10 +115,11 @@ def test_a_server_that_comes_back_gets_every_task_once(server: FakeLabelStudio) 
     server.down = True
     prompts = capture(50)
     assert lstrace.flush(timeout=1).pending == 50
-    assert lstrace.stats().retried > 0
+    wait_for(lambda: lstrace.stats().retried > 0, "a failed attempt")
+    assert lstrace.stats().pending == 50
 
     server.down = False
-    result = lstrace.flush(timeout=60)
+    result = lstrace.flush(timeout=PATIENCE)
 
     assert result.pending == 0
     arrived = server.run_ids("offline")
