@@ -10,6 +10,9 @@ in between (a clean exit: the rows are handed back to the spool). Neither server
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,10 +22,29 @@ import lstrace
 from lstrace import _process
 from lstrace._delivery import worker as _worker
 from lstrace._export.spoolview import look
-from tests.spooled import spooled
 
 ELSEWHERE = "http://127.0.0.1:9"  # the server the earlier process used
 HERE = "http://127.0.0.1:7"  # the server this process uses
+PATIENCE = 120.0  # seconds a condition may take on a loaded machine before the test fails
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    """Return once ``condition()`` is true; fail the test after :data:`PATIENCE` seconds."""
+    deadline = time.monotonic() + PATIENCE
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def rows_in(spool: Path) -> int:
+    """Live rows in the spool file, whoever owns them."""
+    if not spool.exists():
+        return 0
+    try:
+        with sqlite3.connect(spool) as db:
+            return int(db.execute("SELECT COUNT(*) FROM tasks WHERE dead IS NULL").fetchone()[0])
+    except sqlite3.OperationalError:  # the worker is still creating the file's tables
+        return 0
 
 
 def _capture(url: str, prompt: str) -> None:
@@ -36,13 +58,14 @@ def test_rows_left_for_another_server_are_not_this_processs_loss(
     """The second process waits for and reports its own task only: pending is 1, not 2;
     nothing is logged about the other server; the exit line counts 1; status lists both."""
     _capture(ELSEWHERE, "left by an earlier process")
-    spooled(lstrace_state, 1)
+    wait_for(lambda: rows_in(lstrace_state) == 1, "the earlier process's row")
     _process.reset()  # that process ends; its row goes back to the spool, unowned
     lstrace.configure(spool_path=lstrace_state, flush_interval=3600)
     caplog.clear()
     caplog.set_level(logging.DEBUG, logger="lstrace")
 
     _capture(HERE, "this process's own call")
+    wait_for(lambda: rows_in(lstrace_state) == 2, "this process's row")
     result = lstrace.flush(timeout=3)
     stats = lstrace.stats()
     exit_result = _worker.shutdown(timeout=1, report=True)
@@ -60,11 +83,11 @@ def test_a_key_for_that_server_takes_the_rows_over(lstrace_state: Path) -> None:
     """Once this process enters a scope for the other server, the rows left there are
     its to send: they count as pending."""
     _capture(ELSEWHERE, "left by an earlier process")
-    spooled(lstrace_state, 1)
+    wait_for(lambda: rows_in(lstrace_state) == 1, "the earlier process's row")
     _process.reset()
     lstrace.configure(spool_path=lstrace_state, flush_interval=3600)
 
     _capture(HERE, "this process's own call")
     assert lstrace.flush(timeout=3).pending == 1
     _capture(ELSEWHERE, "now this process uses that server too")
-    assert lstrace.flush(timeout=3).pending == 3
+    wait_for(lambda: lstrace.stats().pending == 3, "the left row to be taken over")
