@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langchain_core.language_models import FakeListLLM
@@ -21,8 +22,8 @@ from lstrace._delivery.sender import Sender
 from lstrace._delivery.spool import Spool
 from lstrace._delivery.stats import Counters
 from lstrace._delivery.task import build_task
-from lstrace._labelconfig import Target, default_target
-from lstrace._options import DEFAULT_CONFIGS, Destination
+from lstrace._labelconfig import DEFAULT_CONFIGS, Mode, Target, default_target
+from lstrace._options import Destination
 from tests.spooled import spooled
 
 
@@ -33,7 +34,7 @@ def stored_tasks(path: Path) -> list[bytes | None]:
 
 @pytest.mark.parametrize("mode", ["chat", "prompt"])
 def test_a_spooled_call_holds_its_import_body_for_the_default_config(
-    mode: str, lstrace_state: Path, monkeypatch: pytest.MonkeyPatch
+    mode: Mode, lstrace_state: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each spooled call of a mode's default project carries the JSON its import sends:
     the task built from its stored content for that mode's target, encoded once."""
@@ -71,7 +72,7 @@ def test_the_sender_sends_the_stored_body_only_for_the_target_it_was_built_for(
     the stored content; a row without a body is built as before."""
     dest = Destination("http://127.0.0.1:1", None, "format", DEFAULT_CONFIGS["chat"], "chat")
     spool = Spool(tmp_path / "spool.sqlite3", uuid.uuid4().hex)
-    content = {
+    content: dict[str, Any] = {
         "run_id": str(uuid.uuid4()),
         "parent_run_id": None,
         "prompt": "q",
