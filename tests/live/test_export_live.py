@@ -188,7 +188,7 @@ def test_since_last_reads_only_the_tasks_changed_since_the_last_run(
     """--since last on 1,000 annotated tasks: the first run reads them all (snapshots), the
     second, after three new annotations, just those three (pages), and writes the same
     dataset as a full export."""
-    from label_studio_sdk import LabelStudio
+    from label_studio_sdk import LabelStudio  # noqa: PLC0415 - slow; only this test needs it
 
     monkeypatch.setattr(incremental, "MARGIN_S", 0)
     project = seed_project(server, "Export incremental", annotated=1_000, unannotated=10)
