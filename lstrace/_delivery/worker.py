@@ -655,7 +655,7 @@ class _ExitFlushAfterFork:
     after the clearing (multiprocessing's after-fork hooks run then, for every start method)."""
 
     def __call__(self, _: object) -> None:
-        if _worker is not None and _worker.running:
+        if running() is not None:
             _register_process_exit()
 
 
