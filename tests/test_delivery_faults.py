@@ -13,6 +13,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -272,10 +273,10 @@ def test_delivered_is_counted_before_the_rows_leave_the_spool(
     seen: list[tuple[int, int]] = []
     real_delete = spool.delete
 
-    def watched(ids: object) -> None:
-        ids = list(ids)  # type: ignore[call-overload]
-        seen.append((len(ids), sender.counters.get("delivered")))
-        real_delete(ids)
+    def watched(ids: Iterable[int]) -> None:
+        rows = list(ids)
+        seen.append((len(rows), sender.counters.get("delivered")))
+        real_delete(rows)
 
     monkeypatch.setattr(spool, "delete", watched)
     spool_calls(spool, sender, 3)
