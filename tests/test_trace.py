@@ -14,7 +14,10 @@ from typing import Annotated, Any, TypedDict
 
 import pytest
 from langchain.agents import create_agent
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.retrievers import BaseRetriever
 from langchain_core.tools import ToolException, tool
 from langchain_openai import ChatOpenAI
 from langgraph.graph import END, START, StateGraph
@@ -273,6 +276,41 @@ def test_a_traced_function_that_raises_keeps_its_exception() -> None:
     task = only_task("trace: function error")
     assert "KeyError" in task["data"]["error"]
     assert task["data"]["steps"] == 1
+
+
+class Glossary(BaseRetriever):
+    """A retriever over two fixed documents."""
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        return [Document(page_content=f"{query}: a unit of speed"), Document(page_content="end")]
+
+
+def test_a_retriever_and_a_nested_traced_function_are_steps_of_the_trace() -> None:
+    """A retriever run and a traced function called inside a traced function each show
+    as a step with their output; the trace is still one task."""
+    model = scripted("A knot is one nautical mile per hour.")
+
+    @ls_track(mode="trace")
+    def lookup(term: str) -> str:
+        return "\n".join(d.page_content for d in Glossary().invoke(term))
+
+    @ls_track(project_name="trace: retriever", mode="trace")
+    def explain(term: str) -> str:
+        return str(model.invoke(f"Explain {term} using: {lookup(term)}").content)
+
+    assert explain("knot") == "A knot is one nautical mile per hour."
+    readback.flushed(1)
+    task = only_task("trace: retriever")
+    [first, second, *_] = task["data"]["trajectory"]
+    assert first["who"].startswith("1. retriever · Glossary · ")
+    assert first["text"] == "input: knot\n\noutput: knot: a unit of speed\n\nend"
+    assert second["who"].startswith("2. function · ")
+    assert second["who"].split(" · ")[1].endswith(".lookup")  # the function's qualified name
+    assert second["text"] == "input: knot\n\noutput: knot: a unit of speed\nend"
+    assert task["data"]["steps"] == 3
+    assert readback.responses(task) == ["A knot is one nautical mile per hour."]
 
 
 def test_an_inner_scope_never_splits_a_trace() -> None:

@@ -15,6 +15,7 @@ of the root hands off an ``end`` step, and the spooler builds the one task (see
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -31,6 +32,7 @@ from lstrace._capture.trace_record import (
     MAX_TRACE_STEPS,
     Step,
     Trace,
+    Yielded,
     current,
     open_steps,
     runs,
@@ -323,6 +325,55 @@ async def call_traced_async(
     current.reset(token)
     _finish_call(started, result, None)
     return result
+
+
+class GeneratorCall:
+    """One call of an ``@ls_track(mode="trace")`` generator: a trace (or a step of the
+    enclosing one) from its first step until it is exhausted, raises or is closed.
+
+    The driver enters it (``with call:``) around each run of the generator's own code,
+    so runs started there belong to the trace and the caller's code between two
+    ``next()`` calls does not; it hands every yielded value to :meth:`yielded` and
+    calls :meth:`finish` once. Its output is the generator's return value, or when
+    that is None what it yielded (see :class:`Yielded`). Never raises.
+    """
+
+    __slots__ = ("_args", "_fn", "_kwargs", "_scope", "_started", "_state", "_token", "_yields")
+
+    def __init__(
+        self, scope: Scope, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        self._scope, self._fn, self._args, self._kwargs = scope, fn, args, kwargs
+        self._started: tuple[Trace, UUID, Step | None] | None = None
+        self._yields: Yielded | None = None
+        self._token: Any = None
+        self._state = "new"  # "new", "running" or "done"
+
+    def __enter__(self) -> None:
+        if self._state == "new":
+            self._state = "running"
+            self._started = _begin_call(self._scope, self._fn, self._args, self._kwargs)
+            if self._started is not None:
+                self._yields = Yielded(self._started[0].options.max_field_chars)
+        if self._started is not None and self._state == "running":
+            self._token = current.set(self._started[:2])
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            token, self._token = self._token, None
+            with contextlib.suppress(ValueError):  # a step runs in one context; be safe
+                current.reset(token)
+
+    def yielded(self, value: Any) -> None:
+        if self._yields is not None:
+            self._yields.add(value)
+
+    def finish(self, result: Any, error: BaseException | None) -> None:
+        if self._state != "running" or self._started is None:
+            self._state = "done"
+            return
+        self._state = "done"
+        _finish_call(self._started, result if result is not None else self._yields, error)
 
 
 def _begin_call(

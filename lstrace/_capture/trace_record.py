@@ -22,7 +22,7 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.documents import Document
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, BaseMessageChunk, ToolMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
@@ -32,6 +32,8 @@ from lstrace._capture.shaping import map_values
 from lstrace._options import Options
 
 MAX_TRACE_STEPS = 2_000  # steps recorded per trace; later ones are counted, shown as a marker
+MAX_YIELDS_KEPT = 10_000  # values of a traced generator kept for its output; the rest counted
+YIELDS_MARK = "\n[... {n:,} more yielded values not kept by lstrace ...]"
 
 
 @dataclass(eq=False)
@@ -89,6 +91,38 @@ class Step:
     @property
     def options(self) -> Options:
         return self.trace.options
+
+
+@dataclass(eq=False, slots=True)
+class Yielded:
+    """What a traced generator yielded: its output when it returns nothing.
+
+    Holds references only (converted on the spooler), up to ``MAX_YIELDS_KEPT`` values
+    or ``max_chars`` characters of strings; later values are only counted, so a
+    generator that streams for hours keeps memory bounded.
+    """
+
+    max_chars: int
+    items: list[Any] = field(default_factory=list)
+    chars: int = 0
+    more: int = 0
+
+    def add(self, value: Any) -> None:
+        if self.more or len(self.items) >= MAX_YIELDS_KEPT or self.chars > self.max_chars:
+            self.more += 1
+            return
+        self.items.append(value)
+        if isinstance(value, str):
+            self.chars += len(value)
+
+    def text(self) -> str:
+        """Streamed text (strings, message chunks) joined; other values as a JSON list."""
+        items = self.items
+        if all(isinstance(v, (str, BaseMessageChunk)) for v in items):
+            body = "".join(v if isinstance(v, str) else message_text(v) for v in items)
+        else:
+            body = value_text(items)
+        return body + (YIELDS_MARK.format(n=self.more) if self.more else "")
 
 
 # Runs of open traces (started, not ended) -> their trace; open steps by run id.
@@ -260,6 +294,8 @@ def value_text(value: Any) -> str:
         return ""
     if isinstance(value, str):
         return value
+    if isinstance(value, Yielded):
+        return value.text()
     if isinstance(value, BaseMessage):
         return message_text(value)
     try:

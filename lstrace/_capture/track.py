@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator
+from contextlib import nullcontext
 from types import TracebackType
 from typing import Any, TypeVar, cast, overload
 
@@ -75,7 +76,9 @@ def ls_track(func: Callable[..., Any] | None = None, /, **options: Unpack[TraceO
     Usable bare (``@ls_track``) or with options (``@ls_track(project_name=...)``,
     see :class:`lstrace.TraceOptions`), on functions, coroutines, generators,
     async generators, methods, classmethods and staticmethods. The function's
-    signature, return value and exceptions are unchanged. Options are checked
+    signature, return value and exceptions are unchanged. With ``mode="trace"`` one
+    call is one trace (one task); for a generator, from its first step until it is
+    exhausted, raises or is closed. Options are checked
     now (``ConfigError``) and resolved at each call; nothing touches the network
     at decoration time.
     """
@@ -128,54 +131,100 @@ async def _run_async(
 def _run_gen(
     args: ScopeArgs, wrapped: Callable[..., Any], a: tuple[Any, ...], kw: dict[str, Any]
 ) -> Generator[Any, Any, Any]:
-    return _traced_gen(wrapped(*a, **kw), open_scope(args))
+    scope = open_scope(args)
+    return _traced_gen(wrapped(*a, **kw), scope, _generator_call(scope, wrapped, a, kw))
 
 
 def _run_async_gen(
     args: ScopeArgs, wrapped: Callable[..., Any], a: tuple[Any, ...], kw: dict[str, Any]
 ) -> AsyncGenerator[Any, Any]:
-    return _traced_async_gen(wrapped(*a, **kw), open_scope(args))
+    scope = open_scope(args)
+    return _traced_async_gen(wrapped(*a, **kw), scope, _generator_call(scope, wrapped, a, kw))
 
 
-def _traced_gen(gen: Generator[Any, Any, Any], scope: Scope) -> Generator[Any, Any, Any]:
-    """Drive ``gen`` step by step with ``scope`` active only while its code runs."""
+def _generator_call(
+    scope: Scope, wrapped: Callable[..., Any], a: tuple[Any, ...], kw: dict[str, Any]
+) -> _trace.GeneratorCall | None:
+    """In trace mode, one call of the generator function is one trace."""
+    if scope.options.destination.mode != "trace":
+        return None
+    return _trace.GeneratorCall(scope, wrapped, a, kw)
+
+
+def _traced_gen(
+    gen: Generator[Any, Any, Any], scope: Scope, call: _trace.GeneratorCall | None
+) -> Generator[Any, Any, Any]:
+    """Drive ``gen`` step by step with ``scope`` active only while its code runs.
+
+    With a trace ``call``, that call's trace is also current only then; it ends when
+    ``gen`` returns, raises, or is closed (what it yielded so far is its output).
+    """
+    inside = call if call is not None else nullcontext()
     method: Callable[[Any], Any] = gen.send
     arg: Any = None
     while True:
         try:
-            with activated(scope):
+            with activated(scope), inside:
                 value = method(arg)
         except StopIteration as stop:
+            _finish(call, stop.value, None)
             return stop.value
+        except BaseException as exc:
+            _finish(call, None, exc)
+            raise
+        if call is not None:
+            call.yielded(value)
         try:
             arg = yield value
             method = gen.send
         except GeneratorExit:
-            with activated(scope):
-                gen.close()
+            try:
+                with activated(scope), inside:
+                    gen.close()
+            except BaseException as exc:
+                _finish(call, None, exc)
+                raise
+            _finish(call, None, None)
             raise
         except BaseException as exc:  # thrown in by the caller: pass it on
             method, arg = gen.throw, exc
 
 
 async def _traced_async_gen(
-    gen: AsyncGenerator[Any, Any], scope: Scope
+    gen: AsyncGenerator[Any, Any], scope: Scope, call: _trace.GeneratorCall | None
 ) -> AsyncGenerator[Any, Any]:
     """The async-generator twin of :func:`_traced_gen`."""
+    inside = call if call is not None else nullcontext()
     method: Callable[[Any], Any] = gen.asend
     arg: Any = None
     while True:
         try:
-            with activated(scope):
+            with activated(scope), inside:
                 value = await method(arg)
         except StopAsyncIteration:
+            _finish(call, None, None)
             return
+        except BaseException as exc:
+            _finish(call, None, exc)
+            raise
+        if call is not None:
+            call.yielded(value)
         try:
             arg = yield value
             method = gen.asend
         except GeneratorExit:
-            with activated(scope):
-                await gen.aclose()
+            try:
+                with activated(scope), inside:
+                    await gen.aclose()
+            except BaseException as exc:
+                _finish(call, None, exc)
+                raise
+            _finish(call, None, None)
             raise
         except BaseException as exc:
             method, arg = gen.athrow, exc
+
+
+def _finish(call: _trace.GeneratorCall | None, result: Any, error: BaseException | None) -> None:
+    if call is not None:
+        call.finish(result, error)

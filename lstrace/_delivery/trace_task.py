@@ -92,9 +92,10 @@ def in_call_order(steps: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]
             continue
         flush()
         out.append(step)
-        calls = ((step.get("output") or {}).get("message") or {}).get("tool_calls")
-        if step.get("kind") == "model" and calls:
-            order = {str(c.get("id")): i for i, c in enumerate(calls)}
+        if step.get("kind") == "model":  # other steps' outputs are plain text
+            calls = ((step.get("output") or {}).get("message") or {}).get("tool_calls")
+            if calls:
+                order = {str(c.get("id")): i for i, c in enumerate(calls)}
     flush()
     return out
 
