@@ -125,6 +125,30 @@ def test_preference_rows_of_a_trace_project(tmp_path: Path) -> None:
     golden("preference_trace.jsonl", out.read_text(encoding="utf-8"))
 
 
+def test_rating_pairs_of_a_trace_project_carry_the_tools(tmp_path: Path) -> None:
+    """Two runs of the same trajectory rated differently, neither answer edited: the better
+    answer is chosen over the worse, with the trajectory as the prompt and the tools
+    offered (as sft rows have them)."""
+    title = "Export trace rating pairs"
+    with lstrace.ls_session(project_name=title, mode="trace"):
+        for answer in ("Paris: sunny.", "No idea."):
+            weather_agent(tool_call("get_weather", {"city": "Paris"}), answer).invoke(
+                {"messages": [HumanMessage("Weather in Paris?")]}
+            )
+    readback.flushed(2)
+    for task in readback.tasks(title):
+        stars = 5 if readback.responses(task) == ["Paris: sunny."] else 1
+        annotate(task["id"], [rating(stars, to="trajectory")])
+    out, result = export(tmp_path, title, "preference")
+    [row] = lines(out)
+    assert result.rows == 1
+    assert row["chosen"] == [{"role": "assistant", "content": "Paris: sunny."}]
+    assert row["rejected"] == [{"role": "assistant", "content": "No idea."}]
+    assert [t["function"]["name"] for t in row["tools"]] == ["get_weather"]
+    check_tool_calling_format(row["prompt"], row["tools"])
+    assert len(loads_with_datasets(out)) == 1
+
+
 def test_ratings_rows_of_a_trace_project(tmp_path: Path) -> None:
     """One row per annotated trace with its step count, the tools it used, the step marked
     wrong and the rating."""

@@ -114,7 +114,7 @@ class PreferenceWriter:
         self._seq = 0
         self._db = sqlite3.connect("")  # "": a private temporary on-disk database
         self._db.executescript(
-            "CREATE TABLE prompts (key TEXT PRIMARY KEY, prompt TEXT NOT NULL);"
+            "CREATE TABLE prompts (key TEXT PRIMARY KEY, prompt TEXT NOT NULL, tools TEXT);"
             "CREATE TABLE rated (key TEXT, response TEXT, rating REAL, seq INTEGER);"
             "CREATE INDEX rated_key ON rated (key, response);"
         )
@@ -133,7 +133,7 @@ class PreferenceWriter:
             written = 1
         rated = review.original if review.original is not None else review.final
         if review.rating is not None and rated:
-            self._remember(review.prompt, rated, review.rating)
+            self._remember(review.prompt, rated, review.rating, review.tools)
         elif not written:
             self.dropped["neither_edited_nor_rated"] += 1
         return written
@@ -141,9 +141,9 @@ class PreferenceWriter:
     def finish(self) -> int:
         written = 0
         try:
-            for key, prompt in self._groups():
+            for key, prompt, tools in self._groups():
                 for better, worse in self._pairs(self._ranked(key)):
-                    self._pair(prompt, better, worse)
+                    self._pair(prompt, better, worse, tools=tools)
                     written += 1
         finally:
             self._db.close()
@@ -152,7 +152,12 @@ class PreferenceWriter:
         return written
 
     def _pair(
-        self, prompt: Prompt, chosen: str, rejected: str, review: Review | None = None
+        self,
+        prompt: Prompt,
+        chosen: str,
+        rejected: str,
+        review: Review | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> None:
         row: dict[str, Any]
         if isinstance(prompt, list):
@@ -162,29 +167,36 @@ class PreferenceWriter:
                 "rejected": _assistant(rejected, review),
             }
             if review is not None and review.tools is not None:
-                row["tools"] = review.tools
+                tools = review.tools
+            if tools is not None:  # trace mode: TRL's tool-calling layout
+                row["tools"] = tools
         else:
             row = {"prompt": prompt, "chosen": chosen, "rejected": rejected}
         _line(self.out, row)
 
-    def _remember(self, prompt: Prompt, response: str, rating: float) -> None:
+    def _remember(
+        self, prompt: Prompt, response: str, rating: float, tools: list[dict[str, Any]] | None
+    ) -> None:
+        """One rated answer, grouped by its prompt and (trace mode) the tools offered."""
         text = json.dumps(prompt, ensure_ascii=False)
-        canonical = json.dumps(prompt, ensure_ascii=False, sort_keys=True)
+        canonical = json.dumps([prompt, tools], ensure_ascii=False, sort_keys=True)
         key = hashlib.sha256(canonical.encode()).hexdigest()
+        offered = json.dumps(tools, ensure_ascii=False) if tools is not None else None
         self._seq += 1
-        self._db.execute("INSERT OR IGNORE INTO prompts VALUES (?, ?)", (key, text))
+        self._db.execute("INSERT OR IGNORE INTO prompts VALUES (?, ?, ?)", (key, text, offered))
         self._db.execute(
             "INSERT INTO rated VALUES (?, ?, ?, ?)", (key, response, rating, self._seq)
         )
 
-    def _groups(self) -> Iterator[tuple[str, Prompt]]:
-        """Prompts with at least two distinct rated responses, in first-seen order."""
+    def _groups(self) -> Iterator[tuple[str, Prompt, list[dict[str, Any]] | None]]:
+        """Prompts (with their tools) with at least two distinct rated responses, in
+        first-seen order."""
         rows = self._db.execute(
-            "SELECT r.key, p.prompt FROM rated r JOIN prompts p ON p.key = r.key "
+            "SELECT r.key, p.prompt, p.tools FROM rated r JOIN prompts p ON p.key = r.key "
             "GROUP BY r.key HAVING COUNT(DISTINCT r.response) > 1 ORDER BY MIN(r.seq)"
         )
-        for key, text in rows:
-            yield key, json.loads(text)
+        for key, text, tools in rows:
+            yield key, json.loads(text), json.loads(tools) if tools is not None else None
 
     def _pairs(self, ranked: list[tuple[str, float]]) -> Iterator[tuple[str, str]]:
         """(better, worse) answers, strictly better by rating, at most ``max_pairs``."""
