@@ -323,13 +323,14 @@ def run_sync(args: argparse.Namespace) -> int:
     from lstrace._delivery.spool import default_path
 
     before = look(args.spool or default_path())
-    if before.waiting == 0:
+    if before.waiting == 0 and before.orphaned == 0:  # running traces are not ours to send
         _say(f"lstrace sync: nothing waits in the spool ({before.line()}).")
         return EXIT_OK
     if not server_key(args.api_key):
+        traces = f" and {before.orphaned} unfinished traces" if before.orphaned else ""
         raise AuthFailed(
-            f"{before.waiting} tasks wait in {before.path}, but there is no API key to send "
-            "them with: set LABEL_STUDIO_API_KEY or pass --api-key."
+            f"{before.waiting} tasks{traces} wait in {before.path}, but there is no API key "
+            "to send them with: set LABEL_STUDIO_API_KEY or pass --api-key."
         )
     if args.spool is not None:
         lstrace.configure(spool_path=args.spool)
@@ -377,6 +378,8 @@ def run_status(args: argparse.Namespace) -> int:
     _say(f"spool        {spool.line()}")
     for server, project, count in spool.by_destination:
         _say(f"             {count} for {project} on {server}")
+    for line in spool.trace_lines():
+        _say(f"             {line}")
     url = server_url(args.url)
     client = ReadClient(url, server_key(args.api_key))
     _say(f"Label Studio {redact_url(url)}: reachable, version {client.version()}")

@@ -212,3 +212,85 @@ def test_thousands_of_steps_stay_bounded_with_visible_markers(
     assert any("step omitted by lstrace" in t for t in texts)
     # each text at most twice (shown, and in messages), plus a fixed cost per step
     assert len(json.dumps(task)) < 2 * _traces.TRACE_MAX_CHARS + 400 * len(row["steps"])
+
+
+def leave_trace(spool: Path, title: str, root: str, owner: str, steps: int) -> None:
+    """Write ``steps`` model steps of an unfinished trace into the spool file, as the
+    process holding ``owner`` would have."""
+    from lstrace._delivery.spool import _SCHEMA
+    from lstrace._options import Destination
+
+    spec = {
+        "url": os.environ["LABEL_STUDIO_URL"],
+        "project_id": None,
+        "project_title": title,
+        "label_config": lstrace.templates.get("trace"),
+        "mode": "trace",
+    }
+    dest = Destination(**spec)
+    with sqlite3.connect(spool) as db:
+        db.executescript(_SCHEMA)
+        db.execute("INSERT OR IGNORE INTO destinations VALUES (?, ?)", (dest.key, json.dumps(spec)))
+        for seq in range(steps):
+            body = {
+                "seq": seq,
+                "kind": "model",
+                "run_id": f"{root}-{seq}",
+                "parent_run_id": None,
+                "name": "m",
+                "path": [],
+                "latency_ms": 1.0,
+                "captured_at": None,
+                "error": None,
+                "model": "m",
+                "inputs": [{"role": "user", "content": f"Question {seq}?", "message": None}],
+                "output": {"role": "assistant", "content": f"Answer {seq}.", "message": None},
+                "usage": {},
+                "tools": [],
+            }
+            db.execute(
+                "INSERT INTO trace_steps (dest, root, seq, body, created, owner)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (dest.key, root, seq, json.dumps(body), time.time(), owner),
+            )
+
+
+def test_status_shows_unfinished_traces_and_sync_sends_those_of_ended_processes(
+    lstrace_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``lstrace status`` counts the steps of unfinished traces waiting in the spool and
+    says which belong to a process that ended; ``lstrace sync`` sends those (marked
+    incomplete) even when no task waits, and leaves a running process's trace alone."""
+    from lstrace.cli import main
+
+    title = "trace: status"
+    ended = "00000000-0000-4000-8000-0000000e0002"
+    leave_trace(lstrace_state, title, ended, "gone-process", 2)
+    leave_trace(lstrace_state, title, "00000000-0000-4000-8000-0000000e0003", "running", 1)
+    with sqlite3.connect(lstrace_state) as db:  # a live process holds the second trace
+        db.execute(
+            "INSERT INTO owners VALUES ('running', ?, ?, ?)",
+            (os.getpid(), os.uname().nodename, time.time()),
+        )
+    url = os.environ["LABEL_STUDIO_URL"]
+    assert main(["status", "--spool", str(lstrace_state)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert (
+        lines[0] == f"spool        {lstrace_state}: 0 tasks waiting; 2 unfinished traces (3 steps)"
+    )
+    assert lines[1] == (
+        f"             2 unfinished traces (3 steps) for project {title!r} on {url}: 1 of "
+        "processes that ended (`lstrace sync` sends them marked incomplete)"
+    )
+    assert main(["sync", "--spool", str(lstrace_state), "--timeout", "30"]) == 0
+    assert capsys.readouterr().out == (
+        "lstrace sync: delivered 1 tasks; nothing waits in the spool.\n"
+    )
+    [task] = readback.tasks(title)
+    assert task["data"]["run_id"] == ended and task["data"]["incomplete"]
+    assert readback.responses(task) == ["Answer 1."]
+    assert main(["status", "--spool", str(lstrace_state)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].endswith(
+        f"1 unfinished traces (1 steps) for project {title!r} on {url}: still running"
+    )

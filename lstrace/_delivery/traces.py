@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lstrace._capture import trace_record as _trace
 from lstrace._capture.shaping import safe_mask
 from lstrace._capture.trace_record import Step, map_step_texts, step_content
-from lstrace._delivery.spool import Spool
+from lstrace._delivery.spool import HEARTBEAT_STALE_S, Spool, _alive
 from lstrace._delivery.stats import Counters
 from lstrace._delivery.task import truncate
 from lstrace._options import CallInfo, Destination, Options
@@ -203,3 +206,48 @@ def sweep(spool: Spool, counters: Counters, *, now: float | None = None) -> dict
             added[dest] = added.get(dest, 0) + 1
             logger.warning("lstrace: trace %s sent as incomplete: %s", root, why)
     return added
+
+
+@dataclass(frozen=True)
+class OpenTraces:
+    """Unfinished traces of one destination waiting in a spool file."""
+
+    destination: Destination
+    traces: int
+    steps: int
+    orphaned: int  # of processes that are gone: the next process sends them as incomplete
+
+
+def peek_open(path: Path) -> list[OpenTraces]:
+    """The unfinished traces in the spool file at ``path``, per destination, for
+    ``lstrace status`` and ``sync``. Read-only (never creates the file or claims a row);
+    a spool from before trace mode has none. Raises ``sqlite3.Error`` for an unreadable file.
+    """
+    db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+        if "trace_steps" not in tables:
+            return []
+        owners = db.execute("SELECT token, pid, host, heartbeat FROM owners").fetchall()
+        rows = db.execute(
+            "SELECT d.spec, s.root, MAX(s.owner), COUNT(*) FROM trace_steps s"
+            " JOIN destinations d ON d.key = s.dest GROUP BY s.dest, s.root ORDER BY MIN(s.id)"
+        ).fetchall()
+    finally:
+        db.close()
+    now = time.time()
+    live = {
+        token
+        for token, pid, host, beat in owners
+        if now - beat <= HEARTBEAT_STALE_S and _alive(pid, host)
+    }
+    found: dict[str, list[Any]] = {}
+    for spec, _root, owner, steps in rows:
+        entry = found.setdefault(spec, [0, 0, 0])
+        entry[0] += 1
+        entry[1] += int(steps)
+        entry[2] += owner not in live
+    return [
+        OpenTraces(Destination.from_spec(json.loads(spec)), traces, steps, orphaned)
+        for spec, (traces, steps, orphaned) in found.items()
+    ]

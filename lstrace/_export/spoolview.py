@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lstrace._delivery.spool import describe_reason, peek
+from lstrace._delivery.traces import OpenTraces, peek_open
 from lstrace._secrets import redact_url
 
 
@@ -24,11 +25,17 @@ class SpoolView:
     by_destination: list[tuple[str, str, int]] = field(default_factory=list)  # url, project, n
     set_aside: dict[str, int] = field(default_factory=dict)  # reason -> tasks
     error: str | None = None
+    traces: list[OpenTraces] = field(default_factory=list)  # unfinished traces (trace mode)
 
     @property
     def dead(self) -> int:
         """Tasks set aside, whatever the reason."""
         return sum(self.set_aside.values())
+
+    @property
+    def orphaned(self) -> int:
+        """Unfinished traces of processes that are gone: ``lstrace sync`` sends them."""
+        return sum(t.orphaned for t in self.traces)
 
     def line(self) -> str:
         """One status line: path, tasks waiting, tasks set aside and why."""
@@ -39,9 +46,28 @@ class SpoolView:
         text = f"{self.path}: {self.waiting} tasks waiting"
         if self.waiting:
             text += " (deliver them with `lstrace sync`)"
+        if self.traces:
+            steps = sum(t.steps for t in self.traces)
+            text += f"; {sum(t.traces for t in self.traces)} unfinished traces ({steps} steps)"
         if self.dead:
             text += f"; {self.set_aside_words()}"
         return text
+
+    def trace_lines(self) -> list[str]:
+        """One line per destination with unfinished traces: how many, whose process ended."""
+        lines = []
+        for t in self.traces:
+            where = f"{t.traces} unfinished traces ({t.steps} steps) for {t.destination.project}"
+            where += f" on {redact_url(t.destination.url)}"
+            if t.orphaned:
+                where += (
+                    f": {t.orphaned} of processes that ended (`lstrace sync` sends them marked "
+                    "incomplete)"
+                )
+            else:
+                where += ": still running"
+            lines.append(where)
+        return lines
 
     def set_aside_words(self) -> str:
         """``2 set aside (1 a pairwise call that ..., 1 refused by ...): lstrace set-aside``."""
@@ -55,7 +81,8 @@ def look(path: Path) -> SpoolView:
         return SpoolView(path, exists=False)
     try:
         waiting, dead = peek(path)
+        traces = peek_open(path)
     except (sqlite3.Error, ValueError, TypeError) as exc:  # not a spool, or not this version's
         return SpoolView(path, exists=True, error=str(exc))
     places = [(redact_url(dest.url), dest.project, n) for dest, n in waiting]
-    return SpoolView(path, True, sum(n for _, n in waiting), places, dead)
+    return SpoolView(path, True, sum(n for _, n in waiting), places, dead, traces=traces)
