@@ -376,7 +376,7 @@ def test_preference_from_pairwise_comparisons(tmp_path: Path) -> None:
         for prompt in ("Capital of France?", "2 + 2?"):
             model_a.invoke(prompt)
             model_b.invoke(prompt)
-    assert lstrace.flush(60).delivered == 4
+    readback.flushed(4)
     task = {t["data"]["prompt"]: t["id"] for t in readback.tasks("Export pairwise")}
     pick = _item("preference", "answer_a,answer_b", "pairwise", {"selected": "left"})
     annotate(task["Capital of France?"], [pick])
@@ -408,7 +408,7 @@ def test_pairwise_exports_name_both_answers_their_models_and_the_winner(tmp_path
         for prompt in ("Capital of France?", "Say same."):
             model_a.invoke(prompt)
             model_b.invoke(prompt)
-    assert lstrace.flush(60).delivered == 4
+    readback.flushed(4)
     task = {t["data"]["prompt"]: t["id"] for t in readback.tasks("Export pairwise sides")}
     pick = _item("preference", "answer_a,answer_b", "pairwise", {"selected": "right"})
     annotate(task["Capital of France?"], [pick])

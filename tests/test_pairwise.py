@@ -72,7 +72,7 @@ def test_pair_by_groups_calls_by_a_metadata_value() -> None:
         llm.invoke("a longer prompt for q2", config={"metadata": {"question": "q2"}})
         llm.invoke("detailed prompt", config={"metadata": {"question": "q1"}})
         llm.invoke("another for q2", config={"metadata": {"question": "q2"}})
-    assert lstrace.flush(60).delivered == 4
+    readback.flushed(4)
     tasks = sorted(readback.tasks("Pairwise keyed"), key=lambda t: t["data"]["answer_a"])
     assert [(t["data"]["answer_a"], t["data"]["answer_b"]) for t in tasks] == [
         ("r1", "r3"),
