@@ -742,6 +742,12 @@ def _host() -> str:
     return os.uname().nodename if hasattr(os, "uname") else "localhost"
 
 
+def owner_alive(pid: int, host: str, heartbeat: float, now: float) -> bool:
+    """Whether a process registered as an owner of a spool still runs: a fresh heartbeat
+    and, on this host, a pid that exists."""
+    return now - heartbeat <= HEARTBEAT_STALE_S and _alive(pid, host)
+
+
 def _alive(pid: int, host: str) -> bool:
     if host != _host():
         return True  # cannot tell: rely on the heartbeat

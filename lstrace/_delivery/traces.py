@@ -23,7 +23,7 @@ from typing import Any
 from lstrace._capture import trace_record as _trace
 from lstrace._capture.shaping import safe_mask
 from lstrace._capture.trace_record import Step, map_step_texts, step_content
-from lstrace._delivery.spool import HEARTBEAT_STALE_S, Spool, _alive
+from lstrace._delivery.spool import Spool, owner_alive
 from lstrace._delivery.stats import Counters
 from lstrace._delivery.task import truncate
 from lstrace._options import CallInfo, Destination, Options
@@ -236,11 +236,7 @@ def peek_open(path: Path) -> list[OpenTraces]:
     finally:
         db.close()
     now = time.time()
-    live = {
-        token
-        for token, pid, host, beat in owners
-        if now - beat <= HEARTBEAT_STALE_S and _alive(pid, host)
-    }
+    live = {token for token, pid, host, beat in owners if owner_alive(pid, host, beat, now)}
     found: dict[str, list[Any]] = {}
     for spec, _root, owner, steps in rows:
         entry = found.setdefault(spec, [0, 0, 0])
