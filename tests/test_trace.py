@@ -368,3 +368,74 @@ def test_langchain_openai_agent_against_the_stub() -> None:
     assert "tokens" in data["trajectory"][2]["who"]
     assert data["messages"][2]["tool_calls"][0]["id"] == "call_a"
     assert readback.responses(task) == ["It is sunny in Paris."]
+
+
+def test_enable_in_trace_mode_makes_one_task_per_agent_run() -> None:
+    """lstrace.enable(mode="trace"): each top-level run of the process is one task."""
+    agent = weather_agent(tool_call("get_weather", {"city": "Nice"}), "Sunny in Nice.")
+    lstrace.enable(project_name="trace: enable", mode="trace")
+    try:
+        agent.invoke({"messages": [HumanMessage("Weather in Nice?")]})
+    finally:
+        lstrace.disable()
+    readback.flushed(1)
+    task = only_task("trace: enable")
+    assert task["data"]["steps"] == 3
+    assert readback.responses(task) == ["Sunny in Nice."]
+
+
+def test_each_item_of_a_batch_is_its_own_trace() -> None:
+    """agent.batch() over two inputs: two tasks, each with its own run."""
+    agent = weather_agent("Hello, one.", "Hello, two.")
+    inputs = [{"messages": [HumanMessage(text)]} for text in ("one", "two")]
+    with ls_session(project_name="trace: batch", mode="trace"):
+        agent.batch(inputs, config={"max_concurrency": 1})  # in order: the fake model's script
+    readback.flushed(2)
+    answers = {t["data"]["input"]: readback.responses(t) for t in readback.tasks("trace: batch")}
+    assert answers == {"one": ["Hello, one."], "two": ["Hello, two."]}
+
+
+def test_a_sub_agent_called_by_a_tool_belongs_to_the_parents_task() -> None:
+    """An agent that a tool of another agent runs (a sub-agent): its model and tool steps
+    are steps of the outer run's one task, in the order they happened."""
+    researcher = weather_agent(tool_call("get_weather", {"city": "Bergen"}), "Rain in Bergen.")
+
+    @tool
+    def research(city: str) -> str:
+        """Ask the research agent about a city."""
+        state = researcher.invoke({"messages": [HumanMessage(f"Weather in {city}?")]})
+        return str(state["messages"][-1].content)
+
+    boss = weather_agent(
+        tool_call("research", {"city": "Bergen"}), "Bring an umbrella.", tools=[research]
+    )
+    with ls_session(project_name="trace: sub-agent", mode="trace"):
+        boss.invoke({"messages": [HumanMessage("Bergen tomorrow?")]})
+    readback.flushed(1)
+    task = only_task("trace: sub-agent")
+    labels = [c["value"].split(" · ")[:2] for c in task["data"]["step_choices"]]
+    assert [label[1] for label in labels] == [
+        "ToolCallingFakeChatModel",
+        "ToolCallingFakeChatModel",
+        "get_weather",
+        "ToolCallingFakeChatModel",
+        "research",
+        "ToolCallingFakeChatModel",
+    ]
+    assert task["data"]["tools_used"] == "get_weather, research"
+    assert readback.responses(task) == ["Bring an umbrella."]
+
+
+async def test_the_innermost_scope_when_the_root_starts_decides_the_project() -> None:
+    """Nested trace sessions: a run started inside the inner one goes (whole) to the inner
+    project, one started after it to the outer project; async runs alike."""
+    inner_agent = weather_agent(tool_call("get_weather", {"city": "Faro"}), "Sunny in Faro.")
+    outer_agent = weather_agent("Outer answer.")
+    async with ls_session(project_name="trace: outer", mode="trace"):
+        async with ls_session(project_name="trace: inner", mode="trace"):
+            await inner_agent.ainvoke({"messages": [HumanMessage("Faro?")]})
+        await outer_agent.ainvoke({"messages": [HumanMessage("And here?")]})
+    readback.flushed(2)
+    inner, outer = only_task("trace: inner"), only_task("trace: outer")
+    assert (inner["data"]["steps"], readback.responses(inner)) == (3, ["Sunny in Faro."])
+    assert (outer["data"]["steps"], readback.responses(outer)) == (1, ["Outer answer."])
