@@ -185,3 +185,35 @@ def test_yielded_values_kept_are_bounded_and_the_rest_counted() -> None:
         values.add(i)
     assert len(values.items) == MAX_YIELDS_KEPT
     assert values.text().endswith("\n[... 5 more yielded values not kept by lstrace ...]")
+
+
+@pytest.mark.parametrize("mode", ["prompt", "chat", "trace"])
+def test_a_generators_values_return_value_and_exception_pass_through_in_every_mode(
+    mode: str,
+) -> None:
+    """Whatever the mode, the decorated generator yields the same values, receives what is
+    sent, returns its value, and its own exception reaches the caller as the same object."""
+    failure = KeyError("the generator's own")
+
+    @ls_track(project_name="trace gen: pass-through", mode=mode)
+    def numbers() -> Iterator[int]:
+        received = yield 1
+        yield received * 2
+        return 7
+
+    steps = numbers()
+    assert (next(steps), steps.send(21)) == (1, 42)
+    with pytest.raises(StopIteration) as stop:
+        next(steps)
+    assert stop.value.value == 7
+
+    @ls_track(project_name="trace gen: pass-through", mode=mode)
+    def failing() -> Iterator[int]:
+        yield 1
+        raise failure
+
+    steps = failing()
+    assert next(steps) == 1
+    with pytest.raises(KeyError) as raised:
+        next(steps)
+    assert raised.value is failure
