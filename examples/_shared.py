@@ -47,7 +47,8 @@ def chat_model(*replies: str | AIMessage, **options: Any) -> BaseChatModel:
 def where_to_look(project_title: str, result: lstrace.FlushResult) -> None:
     """Print how many tasks were delivered and the Label Studio page that shows them."""
     url = os.environ.get("LABEL_STUDIO_URL", "http://localhost:8080").rstrip("/")
-    print(f"\n{result.delivered} task(s) delivered, {result.pending} still waiting.")
+    delivered = lstrace.stats().delivered  # the whole run's: the sender may not wait for flush()
+    print(f"\n{delivered} task(s) delivered, {result.pending} still waiting.")
     print(f"Open {_project_page(url, project_title)} (project {project_title!r}).")
 
 

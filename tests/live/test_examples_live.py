@@ -154,6 +154,10 @@ def test_example_delivers_its_tasks(
         assert all(task.data["model"].startswith("gpt-4o-mini") for task in tasks)
         calls = len(openai_stub.answered("/v1/chat/completions")) - asked
         assert calls == MODEL_CALLS.get(name, count)
+    if name == "agent_trace" and openai is None:  # one task per run: every step and tool
+        assert [task.data["steps"] for task in tasks] == [4, 4]
+        assert all(len(task.data["tools"]) == 2 for task in tasks)
+        assert all(task.data["tools_used"] == "get_weather, get_events" for task in tasks)
 
 
 def response_text(task: Any) -> str:
