@@ -29,6 +29,7 @@ from lstrace._delivery.spool import _SCHEMA
 from lstrace._delivery.trace_task import build_trace_task
 from lstrace._labelconfig import default_target
 from lstrace._options import Destination
+from lstrace.cli import main
 from tests import readback
 from tests.fakes import scripted, tool_call
 from tests.spooled import spooled
@@ -217,9 +218,6 @@ def test_thousands_of_steps_stay_bounded_with_visible_markers(
 def leave_trace(spool: Path, title: str, root: str, owner: str, steps: int) -> None:
     """Write ``steps`` model steps of an unfinished trace into the spool file, as the
     process holding ``owner`` would have."""
-    from lstrace._delivery.spool import _SCHEMA
-    from lstrace._options import Destination
-
     spec = {
         "url": os.environ["LABEL_STUDIO_URL"],
         "project_id": None,
@@ -261,8 +259,6 @@ def test_status_shows_unfinished_traces_and_sync_sends_those_of_ended_processes(
     """``lstrace status`` counts the steps of unfinished traces waiting in the spool and
     says which belong to a process that ended; ``lstrace sync`` sends those (marked
     incomplete) even when no task waits, and leaves a running process's trace alone."""
-    from lstrace.cli import main
-
     title = "trace: status"
     ended = "00000000-0000-4000-8000-0000000e0002"
     leave_trace(lstrace_state, title, ended, "gone-process", 2)

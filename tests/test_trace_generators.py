@@ -9,7 +9,8 @@ read back from Label Studio.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Generator, Iterator
+from typing import Literal
 
 import pytest
 from langchain_core.messages import HumanMessage
@@ -29,7 +30,7 @@ def test_a_traced_generator_is_one_task_until_it_is_exhausted() -> None:
     polish = scripted("Expect snow.")
 
     @ls_track(project_name="trace gen: sync", mode="trace")
-    def report(question: str) -> Iterator[str]:
+    def report(question: str) -> Generator[str, None, str]:
         answer = agent.invoke({"messages": [HumanMessage(question)]})["messages"][-1].content
         yield f"{answer} "
         yield str(polish.invoke(f"Rephrase: {answer}").content)
@@ -72,7 +73,7 @@ def test_a_traced_generator_closed_early_ends_its_trace_with_what_it_yielded() -
     call is still a step of it; the answer is what it had yielded."""
 
     @ls_track(project_name="trace gen: closed", mode="trace")
-    def chatter() -> Iterator[str]:
+    def chatter() -> Generator[str, None, None]:
         try:
             for i in range(10):
                 yield str(scripted(f"part {i}").invoke(f"say part {i}").content)
@@ -133,7 +134,7 @@ async def test_a_traced_async_generator_is_one_task() -> None:
     caller's awaited call between steps stays out; aclose() ends it."""
 
     @ls_track(project_name="trace gen: async", mode="trace")
-    async def stream(question: str) -> AsyncIterator[str]:
+    async def stream(question: str) -> AsyncGenerator[str, None]:
         try:
             answer = await weather_agent(
                 tool_call("get_weather", {"city": "Rome"}), "Hot in Rome."
@@ -163,7 +164,7 @@ def test_a_traced_generator_never_started_is_no_trace() -> None:
     nothing counted as lost."""
 
     @ls_track(project_name="trace gen: never started", mode="trace")
-    def never() -> Iterator[str]:
+    def never() -> Generator[str, None, None]:
         yield str(scripted("unused").invoke("unused").content)
 
     never().close()
@@ -189,14 +190,14 @@ def test_yielded_values_kept_are_bounded_and_the_rest_counted() -> None:
 
 @pytest.mark.parametrize("mode", ["prompt", "chat", "trace"])
 def test_a_generators_values_return_value_and_exception_pass_through_in_every_mode(
-    mode: str,
+    mode: Literal["prompt", "chat", "trace"],
 ) -> None:
     """Whatever the mode, the decorated generator yields the same values, receives what is
     sent, returns its value, and its own exception reaches the caller as the same object."""
     failure = KeyError("the generator's own")
 
     @ls_track(project_name="trace gen: pass-through", mode=mode)
-    def numbers() -> Iterator[int]:
+    def numbers() -> Generator[int, int, int]:
         received = yield 1
         yield received * 2
         return 7
@@ -208,12 +209,12 @@ def test_a_generators_values_return_value_and_exception_pass_through_in_every_mo
     assert stop.value.value == 7
 
     @ls_track(project_name="trace gen: pass-through", mode=mode)
-    def failing() -> Iterator[int]:
+    def failing() -> Generator[int, None, None]:
         yield 1
         raise failure
 
-    steps = failing()
-    assert next(steps) == 1
+    broken = failing()
+    assert next(broken) == 1
     with pytest.raises(KeyError) as raised:
-        next(steps)
+        next(broken)
     assert raised.value is failure
