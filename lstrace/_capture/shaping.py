@@ -33,20 +33,26 @@ def shape(content: dict[str, Any], options: Options, counters: Counters) -> dict
         return None
     if options.mask is not None:
         content = _map_texts(content, safe_mask(options.mask, counters))
-    if options.before_send is not None:
-        try:
-            changed = options.before_send(content)
-        except Exception:
-            logger.exception(
-                "lstrace: before_send raised; the call is dropped, not sent unredacted"
-            )
-            counters.lost("before_send_error")
-            return None
-        if changed is None:
-            counters.lost("before_send")
-            return None
-        content = changed
-    return content
+    return before_send(content, options, counters, "call")
+
+
+def before_send(
+    content: dict[str, Any], options: Options, counters: Counters, what: str
+) -> dict[str, Any] | None:
+    """The scope's ``before_send`` hook on a call or a trace (``what``); None: dropped, counted."""
+    if options.before_send is None:
+        return content
+    try:
+        changed = options.before_send(content)
+    except Exception:
+        logger.exception(
+            "lstrace: before_send raised; the %s is dropped, not sent unredacted", what
+        )
+        counters.lost("before_send_error")
+        return None
+    if changed is None:
+        counters.lost("before_send")
+    return changed
 
 
 def call_info(content: dict[str, Any]) -> CallInfo:

@@ -383,10 +383,7 @@ class Spool:
 
     def _insert(self, dests: dict[str, Destination], rows: list[tuple[Any, ...]]) -> int:
         with self._tx() as db:
-            db.executemany(
-                "INSERT OR IGNORE INTO destinations VALUES (?, ?)",
-                [(key, json.dumps(dest.to_spec())) for key, dest in dests.items()],
-            )
+            _remember(db, dests)
             before = db.total_changes
             db.executemany(
                 "INSERT OR IGNORE INTO tasks (dest, run_id, body, created, owner, task)"
@@ -634,10 +631,7 @@ class Spool:
         if not rows:
             return 0
         with self._tx() as db:
-            db.executemany(
-                "INSERT OR IGNORE INTO destinations VALUES (?, ?)",
-                [(key, json.dumps(d.to_spec())) for key, d in dests.items()],
-            )
+            _remember(db, dests)
             before = db.total_changes
             db.executemany(
                 "INSERT OR IGNORE INTO trace_steps (dest, root, seq, body, created, owner)"
@@ -758,3 +752,11 @@ def _alive(pid: int, host: str) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _remember(db: sqlite3.Connection, dests: dict[str, Destination]) -> None:
+    """Store the destinations rows refer to (by key), once each."""
+    db.executemany(
+        "INSERT OR IGNORE INTO destinations VALUES (?, ?)",
+        [(key, json.dumps(dest.to_spec())) for key, dest in dests.items()],
+    )

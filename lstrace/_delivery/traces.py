@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from lstrace._capture import trace_record as _trace
-from lstrace._capture.shaping import safe_mask
+from lstrace._capture.shaping import before_send, safe_mask
 from lstrace._capture.trace_record import Step, map_step_texts, step_content
 from lstrace._delivery.spool import Spool, owner_alive
 from lstrace._delivery.stats import Counters
@@ -145,19 +145,7 @@ def _decide(content: dict[str, Any], options: Options, counters: Counters) -> di
         if not keep:
             counters.lost("filter")
             return None
-    if options.before_send is not None:
-        try:
-            changed = options.before_send(content)
-        except Exception:
-            logger.exception(
-                "lstrace: before_send raised; the trace is dropped, not sent unredacted"
-            )
-            counters.lost("before_send_error")
-            return None
-        if changed is None:
-            counters.lost("before_send")
-        return changed
-    return content
+    return before_send(content, options, counters, "trace")
 
 
 def call_info(content: dict[str, Any]) -> CallInfo:
