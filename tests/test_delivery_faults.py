@@ -213,6 +213,23 @@ def test_only_what_did_not_arrive_is_asked_about_and_sent_again(
     assert sorted(server.run_ids(TITLE)) == sorted(run_ids)
 
 
+def test_deliver_returns_what_earlier_chunks_confirmed_when_a_later_chunk_fails(
+    spool: Spool, server: FakeLabelStudio
+) -> None:
+    """A batch split into chunks (``max_batch_bytes``) whose third chunk fails: deliver()
+    still returns the two calls the first two chunks confirmed (as the counter does), and
+    only the two calls kept in the spool count as retried."""
+    sender = make_sender(spool, server, max_batch_bytes=1)
+    spool_calls(spool, sender, 4)
+    server.fail_imports(None, None, UNAVAILABLE)
+
+    now = time.time()
+    assert sender.deliver(now=now, flush_interval=1, flushing=True) == 2
+    assert sender.counters.get("delivered") == 2
+    assert sender.counters.get("retried") == 2 and spool.count() == 2
+    assert sender.deliver(now=later(), flush_interval=1, flushing=True) == 2
+
+
 def test_a_refused_key_is_held_reported_once_and_retried_at_once_for_a_new_key(
     spool: Spool, server: FakeLabelStudio, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -225,13 +225,16 @@ class Sender:
                 self._warm_up(dest)
                 continue
             rows = self.spool.take(dest, self.batch_size)
+            confirmed: set[int] = set()  # filled as chunks are confirmed, kept if one fails
             try:
-                delivered += self._send(dest, rows) if rows else 0
+                if rows:
+                    self._send(dest, rows, confirmed)
             except DeliveryFailure as failure:
-                self._failed(dest, rows, failure)
+                self._failed(dest, [r for r in rows if r.id not in confirmed], failure)
             else:
                 self.backoff.pop(dest.key, None)
             finally:
+                delivered += len(confirmed)
                 self._refresh_backlog(dest)
         return delivered
 
@@ -247,15 +250,15 @@ class Sender:
         except DeliveryFailure:
             logger.debug("lstrace: early project lookup failed for %s", dest.describe())
 
-    def _send(self, dest: Destination, rows: Sequence[Row]) -> int:
+    def _send(self, dest: Destination, rows: Sequence[Row], confirmed: set[int]) -> None:
+        """Send ``rows``, adding the id of each row confirmed to ``confirmed`` as it is."""
         client = self._client(dest)
         project = self.projects.resolve(dest, client)
         units = self._units(dest, project, rows)
-        confirmed = self._already_there(client, project, units)
+        confirmed |= self._already_there(client, project, units)
         units = [u for u in units if u.rows[0].id not in confirmed]
         for chunk in self._chunks(units):
             confirmed |= self._import(client, project, chunk)
-        return len(confirmed)
 
     def _units(self, dest: Destination, project: Project, rows: Sequence[Row]) -> list[Unit]:
         """One task per row, or, for a Pairwise project, per pair of rows. A row spooled
