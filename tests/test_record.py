@@ -14,6 +14,7 @@ from langchain_anthropic import ChatAnthropic
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, Generation, LLMResult
 from langchain_openai import ChatOpenAI
+from pydantic import SecretStr
 
 from lstrace import ls_session
 from lstrace._capture.record import CapturedCall, model_name, to_content
@@ -212,12 +213,15 @@ def test_real_provider_sdks_give_the_served_model_and_the_calls_usage_once(
         openai.script(Choices("one two", "three"), "streamed answer")
         anthropic.script("Hello!")
         gpt = ChatOpenAI(
-            model="gpt-4o-mini", base_url=openai.base_url, api_key="sk-test", max_retries=0
+            model="gpt-4o-mini",
+            base_url=openai.base_url,
+            api_key=SecretStr("sk-test"),
+            max_retries=0,
         )
         claude = ChatAnthropic(
-            model="claude-3-5-haiku-latest",  # type: ignore[call-arg]
+            model="claude-3-5-haiku-latest",
             base_url=anthropic.base_url,
-            api_key="sk-ant-test",  # type: ignore[arg-type]
+            api_key=SecretStr("sk-ant-test"),
             max_retries=0,
         )
         with ls_session(project_name="record: providers"):

@@ -21,6 +21,7 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.tools import ToolException, tool
 from langchain_openai import ChatOpenAI
 from langgraph.graph import END, START, StateGraph
+from pydantic import SecretStr
 
 import lstrace
 from lstrace import ls_session, ls_track
@@ -354,7 +355,9 @@ def test_langchain_openai_agent_against_the_stub() -> None:
             Reply(tool_calls=[ToolCall("get_weather", {"city": "Paris"}, id="call_a")]),
             "It is sunny in Paris.",
         )
-        model = ChatOpenAI(model="gpt-4o-mini", base_url=stub.base_url, api_key="sk-test")
+        model = ChatOpenAI(
+            model="gpt-4o-mini", base_url=stub.base_url, api_key=SecretStr("sk-test")
+        )
         agent = create_agent(model, tools=[get_weather], system_prompt="Be brief.")
         with ls_session(project_name="trace: openai", mode="trace"):
             agent.invoke({"messages": [HumanMessage("Weather in Paris?")]})

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from langchain_core.messages import AIMessageChunk, BaseMessage
 
 import lstrace
 from tests.providers.stubs import AnthropicStub, OpenAIStub
@@ -79,3 +80,14 @@ def delivered(server: Server, title: str, count: int) -> list[Task]:
         tasks.append(Task(int(task.id), dict(task.data), (pred or {}).get("model_version"), texts))
     assert len(tasks) == count
     return sorted(tasks, key=lambda t: t.id)
+
+
+def joined(chunks: Iterable[BaseMessage]) -> AIMessageChunk:
+    """A stream's chunks added up into one message. A chat model's stream yields
+    AIMessageChunk; a bound model's (``bind_tools``) is typed as yielding AIMessage."""
+    full: AIMessageChunk | None = None
+    for chunk in chunks:
+        assert isinstance(chunk, AIMessageChunk), chunk
+        full = chunk if full is None else full + chunk
+    assert full is not None, "an empty stream"
+    return full

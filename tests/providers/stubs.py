@@ -47,6 +47,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, ClassVar, TypeAlias
 
+from typing_extensions import Self
+
 __all__ = [
     "AnthropicStub",
     "Choices",
@@ -191,8 +193,8 @@ class StubServer:
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    def start(self) -> StubServer:
-        stub = self
+    def start(self) -> Self:
+        stub: StubServer = self
 
         class Handler(_Handler):
             owner = stub
@@ -219,7 +221,7 @@ class StubServer:
             self._thread.join(10)
         self._server = None
 
-    def __enter__(self) -> StubServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import pytest
 from langchain_anthropic import ChatAnthropic
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.tools import tool
+from pydantic import SecretStr
 
 import lstrace
-from tests.providers.conftest import delivered
+from tests.providers.conftest import delivered, joined
 from tests.providers.stubs import AnthropicStub, Reply, ToolCall
 from tests.providers.test_openai_tier import assert_usage
 from tests.servers import Server
@@ -30,13 +31,12 @@ def get_weather(city: str) -> str:
     return f"Sunny and 21 C in {city}."
 
 
-def claude(stub: AnthropicStub, **options: object) -> ChatAnthropic:
+def claude(stub: AnthropicStub) -> ChatAnthropic:
     return ChatAnthropic(
-        model=REQUESTED,  # type: ignore[call-arg]
+        model=REQUESTED,
         base_url=stub.base_url,
-        api_key="sk-ant-test",  # type: ignore[arg-type]
+        api_key=SecretStr("sk-ant-test"),
         max_retries=0,
-        **options,
     )
 
 
@@ -66,13 +66,11 @@ def test_text_and_tool_use(
     anthropic_stub.script(Reply("Let me check.", [ToolCall("get_weather", {"city": "Rome"})]))
     model = claude(anthropic_stub).bind_tools([get_weather])
     with lstrace.ls_session(project_name=title, mode="chat"):
-        if streamed:
-            chunks = list(model.stream("Weather in Rome?"))
-            reply = chunks[0]
-            for chunk in chunks[1:]:
-                reply = reply + chunk
-        else:
-            reply = model.invoke("Weather in Rome?")
+        reply: AIMessage = (
+            joined(model.stream("Weather in Rome?"))
+            if streamed
+            else model.invoke("Weather in Rome?")
+        )
     [task] = delivered(label_studio, title, 1)
     [exchange] = anthropic_stub.exchanges
     assert [c["args"] for c in reply.tool_calls] == [{"city": "Rome"}]

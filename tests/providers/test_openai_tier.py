@@ -16,7 +16,7 @@ import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI, OpenAI
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 import lstrace
 from tests.providers.conftest import Task, delivered
@@ -44,7 +44,11 @@ class Capital(BaseModel):
 
 def chat(stub: OpenAIStub, **options: Any) -> ChatOpenAI:
     return ChatOpenAI(
-        model="gpt-4o-mini", base_url=stub.base_url, api_key="sk-test", max_retries=0, **options
+        model="gpt-4o-mini",
+        base_url=stub.base_url,
+        api_key=SecretStr("sk-test"),
+        max_retries=0,
+        **options,
     )
 
 
@@ -55,8 +59,10 @@ def conversation() -> list[Any]:
 def assert_usage(task: Task, exchange: Exchange) -> None:
     """The task's token columns are the provider's usage for the call, counted once."""
     usage = exchange.usage
-    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
-    completion = usage.get("completion_tokens", usage.get("output_tokens"))
+    prompt = usage["prompt_tokens"] if "prompt_tokens" in usage else usage["input_tokens"]
+    completion = (
+        usage["completion_tokens"] if "completion_tokens" in usage else usage["output_tokens"]
+    )
     assert (task.data["prompt_tokens"], task.data["completion_tokens"]) == (prompt, completion)
     assert task.data["total_tokens"] == prompt + completion
 
@@ -160,7 +166,9 @@ def test_completions_llm(label_studio: Server, openai_stub: OpenAIStub, title: s
     """The completions LLM (langchain_openai.OpenAI), invoked and streamed: prompt mode
     tasks with the prompt, the completion and (for the invoke) the usage."""
     openai_stub.script("Paris.", "Rome is the capital of Italy.")
-    llm = OpenAI(model="gpt-3.5-turbo-instruct", base_url=openai_stub.base_url, api_key="sk-t")
+    llm = OpenAI(
+        model="gpt-3.5-turbo-instruct", base_url=openai_stub.base_url, api_key=SecretStr("sk-t")
+    )
     with lstrace.ls_session(project_name=title):
         llm.invoke("Capital of France:")
         streamed = "".join(llm.stream("Capital of Italy:"))
@@ -178,7 +186,9 @@ def make_calls(kind: str, stub: OpenAIStub) -> str:
     """Make one call of ``kind`` against ``stub``; return the model name it requested."""
     if kind == "completions":
         stub.script("Paris.")
-        OpenAI(model="gpt-3.5-turbo-instruct", base_url=stub.base_url, api_key="sk-t").invoke("Q")
+        OpenAI(
+            model="gpt-3.5-turbo-instruct", base_url=stub.base_url, api_key=SecretStr("sk-t")
+        ).invoke("Q")
         return "gpt-3.5-turbo-instruct"
     stub.script(ANSWER)
     model = chat(stub, stream_usage=True)

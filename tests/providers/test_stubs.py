@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 from langchain_anthropic import ChatAnthropic
-from langchain_core.messages import AIMessageChunk, HumanMessage
+from langchain_core.messages import HumanMessage
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI, OpenAI
 from openai import RateLimitError
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
+from tests.providers.conftest import joined
 from tests.providers.stubs import AnthropicStub, Choices, Fail, OpenAIStub, Reply, ToolCall
 
 
@@ -35,15 +36,12 @@ class Person(BaseModel):
 
 def chat(stub: OpenAIStub, **options: Any) -> ChatOpenAI:
     return ChatOpenAI(
-        model="gpt-4o-mini", base_url=stub.base_url, api_key="sk-test", max_retries=0, **options
+        model="gpt-4o-mini",
+        base_url=stub.base_url,
+        api_key=SecretStr("sk-test"),
+        max_retries=0,
+        **options,
     )
-
-
-def joined(chunks: list[AIMessageChunk]) -> AIMessageChunk:
-    full = chunks[0]
-    for chunk in chunks[1:]:
-        full = full + chunk
-    return full
 
 
 def test_chat_reply_reports_the_served_model_and_usage(
@@ -83,7 +81,7 @@ def test_tool_calls_plain_and_streamed(openai_stub: OpenAIStub) -> None:
     openai_stub.script(ToolCall("get_weather", {"city": "Rome"}, id="call_2"))
     model = chat(openai_stub).bind_tools([get_weather])
     whole = model.invoke("weather?")
-    streamed = joined(list(model.stream("weather?")))
+    streamed = joined(model.stream("weather?"))
     assert [(c["name"], c["args"], c["id"]) for c in whole.tool_calls] == [
         ("get_weather", {"city": "Paris"}, "call_1")
     ]
@@ -120,7 +118,9 @@ def test_structured_output_json_schema_and_function_calling(openai_stub: OpenAIS
 def test_completions_batch_and_stream(openai_stub: OpenAIStub) -> None:
     """/v1/completions answers a batch of prompts (one turn each) and streams."""
     openai_stub.script("first", "second", "streamed reply")
-    llm = OpenAI(model="gpt-3.5-turbo-instruct", base_url=openai_stub.base_url, api_key="sk-test")
+    llm = OpenAI(
+        model="gpt-3.5-turbo-instruct", base_url=openai_stub.base_url, api_key=SecretStr("sk-test")
+    )
     result = llm.generate(["p1", "p2"])
     pieces = list(llm.stream("p3"))
     assert [[g.text for g in gens] for gens in result.generations] == [["first"], ["second"]]
@@ -146,15 +146,15 @@ def test_anthropic_text_tools_and_stream(anthropic_stub: AnthropicStub) -> None:
         Reply("Checking.", [ToolCall("get_weather", {"city": "Oslo"})]),
     )
     model = ChatAnthropic(
-        model="claude-3-5-haiku-latest",  # type: ignore[call-arg]
+        model="claude-3-5-haiku-latest",
         base_url=anthropic_stub.base_url,
-        api_key="sk-ant-test",  # type: ignore[arg-type]
+        api_key=SecretStr("sk-ant-test"),
         max_retries=0,
     )
     hello = model.invoke([("system", "Be brief."), ("user", "hi")])
     tools = model.bind_tools([get_weather])
     whole = tools.invoke("weather?")
-    streamed = joined(list(tools.stream("weather?")))
+    streamed = joined(tools.stream("weather?"))
     first, _, third = anthropic_stub.exchanges
     assert hello.content == "Hello!"
     assert hello.response_metadata["model_name"] == "claude-3-5-haiku-20241022"
