@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage
 from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
@@ -37,7 +37,7 @@ class ToolCallingFakeChatModel(GenericFakeChatModel):
         *,
         tool_choice: str | None = None,
         **kwargs: Any,
-    ) -> Runnable[LanguageModelInput, BaseMessage]:
+    ) -> Runnable[LanguageModelInput, AIMessage]:
         # The script already says which tool to call; the tools only travel along.
         return self.bind(tools=[convert_to_openai_tool(t) for t in tools])
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from label_studio_sdk import LabelStudio
 
 import lstrace
+
+if TYPE_CHECKING:
+    from label_studio_sdk.types import AllRolesProjectList, RoleBasedTask
 
 
 def client() -> LabelStudio:
@@ -26,9 +29,33 @@ def client() -> LabelStudio:
         return LabelStudio(**where)  # type: ignore[no-untyped-call]
 
 
+# label-studio-sdk's list() methods return SyncPagerExt[T] with T bound to nothing (its
+# _extensions/*/client_ext.py), so mypy cannot see what they yield; cast() names the
+# item types of the SDK's own generated list() they wrap.
+
+
+def projects(title: str, sdk: LabelStudio | None = None) -> list[AllRolesProjectList]:
+    """The projects the server lists for ``title`` (it filters by substring), read with
+    ``sdk`` (by default :func:`client`)."""
+    sdk = sdk or client()
+    return cast("list[AllRolesProjectList]", list(sdk.projects.list(title=title)))
+
+
+def sdk_tasks(project: int, sdk: LabelStudio | None = None) -> list[RoleBasedTask]:
+    """The tasks of project ``project``, with every field, read with ``sdk``."""
+    sdk = sdk or client()
+    return cast("list[RoleBasedTask]", list(sdk.tasks.list(project=project, fields="all")))
+
+
+def known(value: int | None) -> int:
+    """An id the SDK types as optional, which Label Studio always sends."""
+    assert value is not None, "Label Studio answered without an id"
+    return value
+
+
 def project_ids(title: str) -> list[int]:
     """Ids of the projects titled exactly ``title`` (the server filters by substring)."""
-    return sorted(p.id for p in client().projects.list(title=title) if p.title == title)
+    return sorted(known(p.id) for p in projects(title) if p.title == title)
 
 
 def project_id(title: str) -> int:
@@ -42,7 +69,7 @@ def tasks(project: int | str) -> list[dict[str, Any]]:
     """The tasks of a project (by id, or by exact title) as ``{"id", "data", "predictions"}``."""
     pid = project if isinstance(project, int) else project_id(project)
     found = []
-    for task in client().tasks.list(project=pid, fields="all"):
+    for task in sdk_tasks(pid):
         predictions = [
             {"model_version": p.model_version, "result": p.result} for p in task.predictions or []
         ]
@@ -67,7 +94,7 @@ def label_config(project: int) -> str:
 
 def create_project(title: str, label_config: str) -> int:
     """Create a project the way a user would in the UI; returns its id."""
-    return int(client().projects.create(title=title, label_config=label_config).id)
+    return known(client().projects.create(title=title, label_config=label_config).id)
 
 
 # Tasks confirmed per spool (one per test) up to the last flushed() check.

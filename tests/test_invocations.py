@@ -13,14 +13,16 @@ import asyncio
 import itertools
 import threading
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from langchain.agents import create_agent
 from langchain_core.language_models import (
     FakeListLLM,
     FakeStreamingListLLM,
     GenericFakeChatModel,
+    LanguageModelInput,
 )
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.output_parsers import StrOutputParser
@@ -109,7 +111,7 @@ async def test_astream_makes_one_task_with_the_whole_response() -> None:
 
 def test_batch_runs_in_langchains_thread_pool_and_every_call_is_captured() -> None:
     """batch() runs calls on LangChain's thread pool, which carries the scope: one task each."""
-    prompts = [f"batch prompt {i}" for i in range(6)]
+    prompts: list[LanguageModelInput] = [f"batch prompt {i}" for i in range(6)]
     with ls_session(project_name="calls: batch"):
         replies = chat_model("batched").batch(prompts, config={"max_concurrency": 3})
     assert [r.content for r in replies] == ["batched"] * 6
@@ -119,7 +121,7 @@ def test_batch_runs_in_langchains_thread_pool_and_every_call_is_captured() -> No
 
 async def test_abatch_captures_every_call() -> None:
     """abatch() makes one task per input."""
-    prompts = [f"abatch prompt {i}" for i in range(4)]
+    prompts: list[LanguageModelInput] = [f"abatch prompt {i}" for i in range(4)]
     async with ls_session(project_name="calls: abatch"):
         await FakeListLLM(responses=["same"]).abatch(prompts)
     readback.flushed(4)
@@ -282,7 +284,7 @@ async def test_gathered_coroutines_and_tasks_created_in_scope_are_captured() -> 
     }
 
 
-def _in_thread(target: Any) -> None:
+def _in_thread(target: Callable[[], object]) -> None:
     thread = threading.Thread(target=target)
     thread.start()
     thread.join()
@@ -291,9 +293,13 @@ def _in_thread(target: Any) -> None:
 def test_raw_thread_has_no_scope_unless_wrapped_with_with_scope() -> None:
     """A raw threading.Thread does not inherit the session (documented); with_scope carries it."""
     llm = FakeListLLM(responses=["ok"])
+
+    def wrapped() -> str:
+        return llm.invoke("wrapped thread")
+
     with ls_session(project_name="calls: raw thread"):
         _in_thread(lambda: llm.invoke("raw thread"))
-        _in_thread(lstrace.with_scope(lambda: llm.invoke("wrapped thread")))
+        _in_thread(lstrace.with_scope(wrapped))
     readback.flushed(1)
     assert lstrace.stats().captured == 1
     assert set(readback.by_prompt("calls: raw thread")) == {"wrapped thread"}

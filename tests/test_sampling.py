@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import FakeListLLM
-from langchain_core.runnables import RunnableLambda
+from langchain_core.runnables import Runnable, RunnableLambda
 
 import lstrace
 from lstrace._capture import sampling as _sampling
@@ -22,12 +22,12 @@ RATE = 0.3
 TOLERANCE = 4.5 * math.sqrt(TRACES * RATE * (1 - RATE))
 
 
-def two_call_chain() -> Any:
+def two_call_chain() -> Runnable[str, str]:
     """A chain whose two LLM calls sit under different steps; prompts carry the trace's name."""
     llm = FakeListLLM(responses=["x"])
-    return RunnableLambda(lambda q: (q, llm.invoke(f"{q} first"))) | RunnableLambda(
-        lambda pair: llm.invoke(f"{pair[0]} second")
-    )
+    return RunnableLambda[str, tuple[str, str]](
+        lambda q: (q, llm.invoke(f"{q} first"))
+    ) | RunnableLambda[tuple[str, str], str](lambda pair: llm.invoke(f"{pair[0]} second"))
 
 
 def test_rate_over_10000_traces_keeps_whole_traces(lstrace_state: Path) -> None:

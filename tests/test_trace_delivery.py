@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,12 @@ from lstrace._delivery import traces as _traces
 from lstrace._delivery import worker as _worker
 from lstrace._delivery.spool import _SCHEMA
 from lstrace._delivery.trace_task import build_trace_task
-from lstrace._labelconfig import default_target
 from lstrace._options import Destination
 from lstrace.cli import main
 from tests import readback
 from tests.fakes import scripted, tool_call
 from tests.spooled import spooled
+from tests.test_task import text_target
 from tests.test_trace import weather_agent
 
 REPO = Path(__file__).resolve().parent.parent
@@ -116,7 +117,7 @@ def test_a_trace_of_a_process_that_died_is_delivered_marked_incomplete(
     assert _worker._get().ready.wait(10)  # a new worker adopts what the dead one left
     [row] = spooled(lstrace_state, 1)
     assert row["incomplete"] == "the process that ran it ended before the run did"
-    task = build_trace_task(row, default_target("trace"))  # type: ignore[arg-type]
+    task = build_trace_task(row, text_target("trace"))
     assert [t["who"].split(" · ")[0] for t in task["data"]["trajectory"]] == [
         "system",
         "user",
@@ -145,14 +146,14 @@ def test_a_dead_processs_trace_reaches_label_studio_once(lstrace_state: Path) ->
         "tools": [],
     }
     root = "00000000-0000-4000-8000-0000000e0001"
-    dest_spec = {
-        "url": os.environ["LABEL_STUDIO_URL"],
-        "project_id": None,
-        "project_title": "trace: adopted",
-        "label_config": lstrace.templates.get("trace"),
-        "mode": "trace",
-    }
-    dest = Destination(**dest_spec)
+    dest = Destination(
+        url=os.environ["LABEL_STUDIO_URL"],
+        project_id=None,
+        project_title="trace: adopted",
+        label_config=lstrace.templates.get("trace"),
+        mode="trace",
+    )
+    dest_spec = asdict(dest)  # the unversioned layout of spools before Destination.to_spec
     with sqlite3.connect(lstrace_state) as db:  # a spool left by a process that is gone
         db.executescript(_SCHEMA)
         db.execute("INSERT INTO destinations VALUES (?, ?)", (dest.key, json.dumps(dest_spec)))
@@ -207,7 +208,7 @@ def test_thousands_of_steps_stay_bounded_with_visible_markers(
     assert row["skipped"] == 100
     omitted = [s for s in row["steps"] if s.get("omitted")]
     assert 0 < len(omitted) < trace_record.MAX_TRACE_STEPS
-    task = build_trace_task(row, default_target("trace"))
+    task = build_trace_task(row, text_target("trace"))
     texts = [t["text"] for t in task["data"]["trajectory"]]
     assert any("100 more steps not recorded by lstrace" in t for t in texts)
     assert any("step omitted by lstrace" in t for t in texts)
@@ -218,14 +219,14 @@ def test_thousands_of_steps_stay_bounded_with_visible_markers(
 def leave_trace(spool: Path, title: str, root: str, owner: str, steps: int) -> None:
     """Write ``steps`` model steps of an unfinished trace into the spool file, as the
     process holding ``owner`` would have."""
-    spec = {
-        "url": os.environ["LABEL_STUDIO_URL"],
-        "project_id": None,
-        "project_title": title,
-        "label_config": lstrace.templates.get("trace"),
-        "mode": "trace",
-    }
-    dest = Destination(**spec)
+    dest = Destination(
+        url=os.environ["LABEL_STUDIO_URL"],
+        project_id=None,
+        project_title=title,
+        label_config=lstrace.templates.get("trace"),
+        mode="trace",
+    )
+    spec = asdict(dest)  # the unversioned layout of spools before Destination.to_spec
     with sqlite3.connect(spool) as db:
         db.executescript(_SCHEMA)
         db.execute("INSERT OR IGNORE INTO destinations VALUES (?, ?)", (dest.key, json.dumps(spec)))

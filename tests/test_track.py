@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 from typing import Any
 
 import pytest
@@ -153,7 +153,7 @@ def test_generator_scope_covers_its_own_steps_not_the_callers() -> None:
     makes between next() calls go to the caller's scope."""
 
     @ls_track(project_name="track: generator")
-    def numbers(count: int) -> Iterator[str]:
+    def numbers(count: int) -> Generator[str, None, str]:
         for i in range(count):
             yield LLM.invoke(f"generator step {i}")
         return "finished"
@@ -176,7 +176,7 @@ def test_generator_send_throw_and_close_run_in_its_scope() -> None:
     (with an LLM call) in the generator's scope."""
 
     @ls_track(project_name="track: generator protocol")
-    def echo() -> Iterator[str]:
+    def echo() -> Generator[str, str, None]:
         try:
             received = yield "ready"
             while True:
@@ -203,7 +203,7 @@ async def test_async_generator_scope_covers_its_own_steps_not_the_callers() -> N
     """The async twin: the generator's awaited calls go to its project, the caller's do not."""
 
     @ls_track(project_name="track: async generator")
-    async def numbers(count: int) -> AsyncIterator[str]:
+    async def numbers(count: int) -> AsyncGenerator[str, None]:
         try:
             for i in range(count):
                 yield await LLM.ainvoke(f"async step {i}")
@@ -231,7 +231,7 @@ async def test_async_generator_runs_to_the_end_and_passes_exceptions_in() -> Non
     """Iterating to the end yields every value; athrow() reaches the generator's handler."""
 
     @ls_track(project_name="track: async generator end")
-    async def letters() -> AsyncIterator[str]:
+    async def letters() -> AsyncGenerator[str, None]:
         for letter in "ab":
             try:
                 yield letter

@@ -22,10 +22,11 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
+from typing_extensions import Unpack
 
 import lstrace
-from lstrace import ls_session, templates
-from lstrace._labelconfig import DEFAULT_CONFIGS, target_from_xml
+from lstrace import TraceOptions, ls_session, templates
+from lstrace._labelconfig import DEFAULT_CONFIGS, Target, target_from_xml
 from tests.browser.pages import LabelStudioPage
 from tests.browser.server import Server
 
@@ -66,14 +67,16 @@ CUSTOM_CONFIG = """<View>
 </View>"""
 
 
-def capture_completion(**scope: Any) -> None:
+def capture_completion(**scope: Unpack[TraceOptions]) -> None:
     """One completion-model call (a plain prompt) captured in a session with ``scope``."""
     with ls_session(**scope):
         FakeListLLM(responses=[COMPLETION]).invoke(PROMPT)
     deliver()
 
 
-def capture_chat(messages: Sequence[BaseMessage] = CONVERSATION, **scope: Any) -> None:
+def capture_chat(
+    messages: Sequence[BaseMessage] = CONVERSATION, **scope: Unpack[TraceOptions]
+) -> None:
     """One chat-model call on ``messages`` captured in a session with ``scope``."""
     with ls_session(**scope):
         GenericFakeChatModel(messages=iter([AIMessage(ANSWER)])).invoke(list(messages))
@@ -200,6 +203,13 @@ def submitted_results(server: Server, task: int, timeout: float = 20.0) -> dict[
 EXTRA_TEMPLATES = [name for name in templates.names() if name not in DEFAULT_CONFIGS]
 
 
+def wants_dialogue(xml: str) -> bool:
+    """Whether a template (none is pairwise: each has a TextArea) shows a conversation."""
+    target = target_from_xml(xml)
+    assert isinstance(target, Target), target
+    return target.wants_dialogue
+
+
 @pytest.mark.parametrize("name", EXTRA_TEMPLATES)
 def test_template_renders_metadata_response_and_details(
     ui: LabelStudioPage, ls_server: Server, title: str, name: str
@@ -207,8 +217,8 @@ def test_template_renders_metadata_response_and_details(
     """Each named template: the model and tags line, the prompt or conversation, the
     pre-filled response, its controls' labels, and the collapsed details (run id)."""
     xml = templates.get(name)
-    dialogue = target_from_xml(xml).wants_dialogue
-    scope = {"project_name": title, "project_config": xml, "tags": ["smoke", "v2"]}
+    dialogue = wants_dialogue(xml)
+    scope: TraceOptions = {"project_name": title, "project_config": xml, "tags": ["smoke", "v2"]}
     if dialogue:
         capture_chat(**scope)
     else:
@@ -235,9 +245,7 @@ def test_template_renders_metadata_response_and_details(
     ui.screenshot("task-details")
 
 
-@pytest.mark.parametrize(
-    "name", [n for n in EXTRA_TEMPLATES if target_from_xml(templates.get(n)).wants_dialogue]
-)
+@pytest.mark.parametrize("name", [n for n in EXTRA_TEMPLATES if wants_dialogue(templates.get(n))])
 def test_chat_templates_set_the_system_prompt_apart(
     ui: LabelStudioPage, ls_server: Server, title: str, name: str
 ) -> None:

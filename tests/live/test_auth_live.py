@@ -19,6 +19,7 @@ from langchain_core.language_models import FakeListLLM
 
 import lstrace
 from lstrace import ls_session
+from tests import readback
 from tests.labelstudio_script import load_script
 from tests.servers import Server
 
@@ -45,8 +46,8 @@ def live(
 def prompts(url: str, api_key: str, title: str) -> list[Any]:
     """The prompts of the project titled ``title``, read with ``api_key``."""
     sdk = LabelStudio(base_url=url, api_key=api_key)  # type: ignore[no-untyped-call]
-    [project] = [p for p in sdk.projects.list(title=title) if p.title == title]
-    return sorted(t.data["prompt"] for t in sdk.tasks.list(project=project.id))
+    [project] = [p for p in readback.projects(title, sdk) if p.title == title]
+    return sorted(t.data["prompt"] for t in readback.sdk_tasks(readback.known(project.id), sdk))
 
 
 def test_a_personal_access_token_is_refreshed_and_tasks_arrive(
