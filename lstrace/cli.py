@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -337,7 +338,11 @@ def run_sync(args: argparse.Namespace) -> int:
     try:
         result = lstrace.sync(url=args.url, api_key=args.api_key, timeout=args.timeout)
     finally:
-        _worker.shutdown(timeout=0, report=False)
+        # final: a pairwise call left by a process that ended will get no partner any more;
+        # it is set aside (unpaired) rather than left waiting for one
+        left = _worker.shutdown(timeout=0, report=False, final=True)
+    if left is not None:
+        result = replace(result, pending=left.pending)
     after = look(before.path)
     aside = f"; {after.set_aside_words()}" if after.dead > before.dead else ""
     if result.pending == 0:

@@ -25,6 +25,7 @@ from lstrace.cli import main
 from tests import readback
 from tests.spooled import spooled
 from tests.test_export import annotate, choices, golden, rating, seed_prompt_project, textarea
+from tests.test_pairwise import flush_returning
 
 WRONG_KEY = "not-the-key-0123456789"
 
@@ -524,6 +525,39 @@ def test_set_aside_tasks_are_named_honestly_and_can_be_retried(
     assert out == "lstrace sync: delivered 1 tasks; nothing waits in the spool.\n"
     [task] = readback.tasks("CLI set aside")
     assert (task["data"]["answer_a"], task["data"]["answer_b"]) == ("alone", "")
+
+
+def test_a_pairwise_call_waiting_for_its_partner_in_status_and_sync(
+    lstrace_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """While its process runs, status counts a lone pairwise call as waiting for a partner
+    (not as a task `lstrace sync` delivers); once that process is gone without its exit
+    flush, sync sets it aside as unpaired (no partner can come any more) and says so in the
+    words status and set-aside use."""
+    with lstrace.ls_session(project_name="CLI waits for partner", mode="pairwise"):
+        FakeListLLM(responses=["alone"]).invoke("Anyone there?", config={"run_id": UUID(int=45)})
+    assert flush_returning().waiting_for_partner == 1
+    spool = str(lstrace_state)
+    code, out, _ = run(capsys, "status", "--spool", spool)
+    assert (code, out.splitlines()[0]) == (
+        0,
+        f"spool        {spool}: 1 tasks waiting, 1 pairwise calls waiting for a partner "
+        "(set aside as unpaired when their process ends)",
+    )
+    _worker.reset()  # the process ends without its exit flush (killed): the call still waits
+    words = "1 set aside (1 a pairwise call that found no partner (never sent))"
+    code, out, _ = run(capsys, "sync", "--spool", spool)
+    assert (code, out) == (
+        0,
+        f"lstrace sync: delivered 0 tasks; nothing waits in the spool; {words}: "
+        "`lstrace set-aside` lists them.\n",
+    )
+    code, out, _ = run(capsys, "status", "--spool", spool)
+    assert out.splitlines()[0] == (
+        f"spool        {spool}: 0 tasks waiting; {words}: `lstrace set-aside` lists them"
+    )
+    code, out, _ = run(capsys, "set-aside", "--spool", spool)
+    assert str(UUID(int=45)) in out and "a pairwise call that found no partner (never sent)" in out
 
 
 def test_set_aside_discard_deletes_only_what_is_named(

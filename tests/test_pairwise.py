@@ -3,6 +3,7 @@ Pairwise tag), from two generations of one call or two calls of one scope."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,10 @@ from langchain_core.outputs import Generation, LLMResult
 
 import lstrace
 from lstrace._delivery import sender as _sender
+from lstrace._delivery import spool as _spool
+from lstrace._delivery import worker as _worker
 from lstrace._delivery.spool import Row
+from lstrace._export.spoolview import look
 from lstrace._labelconfig import PAIRWISE_CONFIG, PairTarget, target_from_xml
 from tests import readback
 from tests.spooled import spooled
@@ -103,6 +107,61 @@ def test_a_call_without_partner_is_set_aside_and_counted(monkeypatch: pytest.Mon
     assert result.delivered == 0 and stats.dead == 1
     assert stats.failed_by_reason == {"unpaired": 1}
     assert readback.tasks("Pairwise lonely") == []
+
+
+PATIENCE = 120.0  # seconds flush() may take on a loaded machine before the test fails
+
+
+def flush_returning(timeout: float = 3600.0) -> lstrace.FlushResult:
+    """``lstrace.flush(timeout)``, failing the test if it has not returned after
+    :data:`PATIENCE` seconds (a flush that waits out its timeout would hold it for an hour)."""
+    results: list[lstrace.FlushResult] = []
+    flushing = threading.Thread(target=lambda: results.append(lstrace.flush(timeout)), daemon=True)
+    flushing.start()
+    flushing.join(PATIENCE)
+    assert results, f"flush() still waits after {PATIENCE:.0f} s for a call that cannot be sent"
+    return results[0]
+
+
+def test_a_lone_pairwise_call_does_not_hold_flush_and_pairs_when_its_partner_comes() -> None:
+    """flush() returns once all that is pending is a pairwise call waiting for its partner
+    (nothing can be sent before the partner comes), and says so; it is not set aside while
+    the scope can still give it a partner, and the partner makes the pair as usual."""
+    llm = FakeListLLM(responses=["first answer", "second answer"])
+    with lstrace.ls_session(project_name="Pairwise partner later", mode="pairwise"):
+        llm.invoke("Which is better?")
+        result = flush_returning()
+        assert (result.delivered, result.pending, result.waiting_for_partner) == (0, 1, 1)
+        assert lstrace.stats().dead == 0
+        llm.invoke("Which is better?")
+    result = lstrace.flush(PATIENCE)
+    assert (result.pending, result.waiting_for_partner) == (0, 0)
+    assert lstrace.stats().delivered == 2
+    [task] = readback.tasks("Pairwise partner later")
+    assert (task["data"]["answer_a"], task["data"]["answer_b"]) == ("first answer", "second answer")
+
+
+def test_a_lone_pairwise_call_is_set_aside_at_exit_in_the_words_set_aside_uses(
+    lstrace_state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """At exit no partner can come any more: the call is set aside as unpaired (never sent),
+    and the exit line says that and names `lstrace set-aside`, not "`lstrace sync` sends it"."""
+    with lstrace.ls_session(project_name="Pairwise alone at exit", mode="pairwise"):
+        FakeListLLM(responses=["alone"]).invoke("Anyone there?")
+    result = flush_returning()
+    assert (result.delivered, result.pending, result.waiting_for_partner) == (0, 1, 1)
+    capsys.readouterr()
+    _worker._at_exit()
+    assert capsys.readouterr().err == (
+        "lstrace: 1 pairwise calls found no partner before the process ended; they are set "
+        f"aside in the spool at {lstrace_state}, never sent: `lstrace set-aside` lists them "
+        "(`--retry` sends each alone, its other side empty).\n"
+    )
+    view = look(lstrace_state)
+    assert (view.waiting, view.set_aside) == (0, {"unpaired": 1})
+    [aside] = _spool.set_aside(lstrace_state)
+    assert (aside.reason, aside.content["prompt"]) == ("unpaired", "Anyone there?")
+    assert readback.tasks("Pairwise alone at exit") == []
 
 
 def test_default_pairwise_config_and_custom_pairwise_configs() -> None:

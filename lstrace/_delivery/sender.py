@@ -125,6 +125,8 @@ class Sender:
         # whether a batch is due never reads the spool (the spooler adds, we subtract).
         self._backlog: dict[str, Backlog] = {}
         self._backlog_lock = threading.Lock()
+        # Per pairwise destination: the rows its last pass found no partner for.
+        self._lonely: dict[str, list[int]] = {}
 
     # -- the backlog -----------------------------------------------------------------
 
@@ -150,11 +152,27 @@ class Sender:
         with self._backlog_lock:
             return sum(entry.count for entry in self._backlog.values())
 
+    def unpaired(self) -> tuple[list[int], bool]:
+        """The rows of pairwise calls waiting for a partner, in the destinations where they
+        are all that waits (as the last pass left them, nothing spooled since), and whether
+        that is everything waiting. They cannot be sent before a partner comes."""
+        ids: list[int] = []
+        everything = True
+        with self._backlog_lock:
+            for key, entry in self._backlog.items():
+                lonely = self._lonely.get(key, [])
+                if lonely and entry.count == len(lonely):
+                    ids += lonely
+                elif entry.count:
+                    everything = False
+        return ids, everything and bool(ids)
+
     def _refresh_backlog(self, dest: Destination) -> None:
         found = self.spool.backlog(dest).get(dest.key)
         with self._backlog_lock:
             if found is None:
                 self._backlog.pop(dest.key, None)
+                self._lonely.pop(dest.key, None)
             else:
                 self._backlog[dest.key] = Backlog(*found)
 
@@ -276,6 +294,8 @@ class Sender:
                     PAIR_TIMEOUT_S,
                 )
                 self._dead(stale, "unpaired")
+            with self._backlog_lock:
+                self._lonely[dest.key] = [r.id for r in lonely if r not in stale]
             for pair in pairs:
                 second = pair[1].content if len(pair) > 1 else None
                 self._add_unit(

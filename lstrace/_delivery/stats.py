@@ -69,6 +69,10 @@ class FlushResult:
     delivered: int  # confirmed by Label Studio during this flush
     pending: int  # still waiting, in memory or in the spool
     spool_path: Path | None  # where pending tasks wait
+    # All that is pending are this many pairwise calls waiting for a partner (a call of the
+    # same scope with the same prompt or pair_by value): flush() does not wait for them.
+    # Set aside as unpaired after 60 s alone, or when the process ends.
+    waiting_for_partner: int = 0
 
     @property
     def complete(self) -> bool:

@@ -74,6 +74,7 @@ class Leftover:
     in_spool: int  # this process's tasks left in the spool
     in_memory: int  # captured calls the spooler could not write before the end
     spool_path: Path | None  # None: only the in-memory fallback spool held them
+    unpaired: int = 0  # pairwise calls without a partner, set aside as the process ended
 
     @property
     def pending(self) -> int:
@@ -82,6 +83,13 @@ class Leftover:
     def messages(self) -> list[str]:
         """The lines the exit flush prints (none when nothing is left)."""
         lines = []
+        if self.unpaired:
+            lines.append(
+                f"lstrace: {self.unpaired} pairwise calls found no partner before the process "
+                f"ended; they are set aside in the spool at {self.spool_path}, never sent: "
+                "`lstrace set-aside` lists them (`--retry` sends each alone, its other side "
+                "empty)."
+            )
         if self.in_spool and self.spool_path is None:
             lines.append(
                 f"lstrace: {self.in_spool} tasks were not delivered to Label Studio and are "
@@ -188,7 +196,8 @@ class Worker:
         return self._spool.waiting_urls() if self._spool is not None else set()
 
     def flush(self, timeout: float) -> FlushResult:
-        """Deliver what is pending, for at most ``timeout`` seconds."""
+        """Deliver what is pending, for at most ``timeout`` seconds; returns early when all
+        that is pending are pairwise calls waiting for a partner (nothing can be sent)."""
         deadline = time.time() + max(0.0, timeout)
         self.ready.wait(max(0.0, timeout))
         # Everything captured before flush() goes to the spool first, so it leaves in as few
@@ -209,6 +218,10 @@ class Worker:
                 # every wake-up cost the flushing thread more CPU than the sending.
                 now = time.time()
                 done = now >= deadline or self._blocked_past(deadline, passes)
+                lonely = self._only_unpaired(passes)
+                if lonely:  # a pass during this flush found no partner for any of them
+                    pending = lonely
+                    break
                 if done or self._waiting_hint() == 0 or now - counted >= 1.0:
                     counted = now
                     pending = self.pending()
@@ -219,7 +232,21 @@ class Worker:
         finally:
             with self._idle:
                 self._flushing -= 1
-        return FlushResult(self.counters.get("delivered") - start, pending, self.spool_path)
+        delivered = self.counters.get("delivered") - start
+        partnerless = pending if pending and pending == self._only_unpaired(passes) else 0
+        return FlushResult(delivered, pending, self.spool_path, partnerless)
+
+    def _only_unpaired(self, passes_at_start: int) -> int:
+        """How many pairwise calls wait for a partner, when they are all that is pending and
+        a sending pass ran since ``passes_at_start`` (else 0)."""
+        sender = self._sender
+        if sender is None or self._flush_passes <= passes_at_start:
+            return 0
+        with self._handoff:  # nothing between the queue and the spool meanwhile
+            if self.queue or self._in_flight:
+                return 0
+            ids, everything = sender.unpaired()
+        return len(ids) if everything else 0
 
     def pending(self) -> int:
         # Read in hand-off order (queue, in flight, spool): a call moving along is never missed.
@@ -253,18 +280,27 @@ class Worker:
             overflowed=c.get("overflowed"),
         )
 
-    def close(self, timeout: float) -> Leftover:
+    def close(self, timeout: float, *, final: bool = False) -> Leftover:
         """Flush for at most ``timeout`` seconds, stop the threads and hand this process's
-        rows back to the spool; returns what is left."""
+        rows back to the spool; returns what is left. ``final``: the process ends, so a
+        pairwise call still waiting for a partner will not get one: it is set aside."""
         self.running = False
         flushed = self.flush(timeout)
         self._stop(timeout=1.0)
-        spool = self._spool
+        spool, sender = self._spool, self._sender
+        stopped = not self._thread.is_alive() and not self._spooler.is_alive()
+        unpaired = 0
+        if final and stopped and spool is not None and sender is not None:
+            lonely, _ = sender.unpaired()
+            if lonely:
+                spool.mark_dead(lonely, "unpaired")
+                self.counters.lost("unpaired", len(lonely))
+                unpaired = len(lonely)
         in_spool = spool.count(mine=True) if spool is not None else 0
-        if spool is not None and not self._thread.is_alive() and not self._spooler.is_alive():
+        if spool is not None and stopped:
             spool.release()
         # what is still in memory only if the spooler could not finish: said, not hidden
-        return Leftover(flushed.delivered, in_spool, len(self.queue), self.spool_path)
+        return Leftover(flushed.delivered, in_spool, len(self.queue), self.spool_path, unpaired)
 
     def discard(self) -> None:
         """Stop without sending (tests); the spooled rows stay for the next process."""
@@ -612,15 +648,20 @@ def sync(*, api_key: str | None, url: str | None, timeout: float) -> FlushResult
     return worker.flush(timeout)
 
 
-def shutdown(*, timeout: float | None = None, report: bool = True) -> FlushResult | None:
+def shutdown(
+    *, timeout: float | None = None, report: bool = True, final: bool = False
+) -> FlushResult | None:
     """Flush for at most ``timeout`` seconds, stop the worker, hand back what is left
-    (and, with ``report``, print the exit lines on stderr)."""
+    (and, with ``report``, print the exit lines on stderr). ``final``: the process ends
+    (see :meth:`Worker.close`)."""
     with _current.lock:
         worker = running()
         if worker is None:
             return None
         worker.running = False  # from now on a call starts a successor
-    left = worker.close(_current.settings.shutdown_timeout if timeout is None else timeout)
+    left = worker.close(
+        _current.settings.shutdown_timeout if timeout is None else timeout, final=final
+    )
     for line in left.messages() if report else []:
         print(line, file=sys.stderr)
     return FlushResult(left.delivered, left.pending, left.spool_path)
@@ -637,7 +678,7 @@ def reset() -> None:
 
 def _at_exit() -> None:
     try:
-        shutdown()
+        shutdown(final=True)
     except Exception:
         logger.exception("lstrace: error during the exit flush")
 

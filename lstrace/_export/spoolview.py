@@ -26,6 +26,7 @@ class SpoolView:
     set_aside: dict[str, int] = field(default_factory=dict)  # reason -> tasks
     error: str | None = None
     traces: list[OpenTraces] = field(default_factory=list)  # unfinished traces (trace mode)
+    unpaired: int = 0  # of the waiting: pairwise calls whose partner has not come (yet)
 
     @property
     def dead(self) -> int:
@@ -44,8 +45,14 @@ class SpoolView:
         if self.error:
             return f"{self.path}: unreadable ({self.error})"
         text = f"{self.path}: {self.waiting} tasks waiting"
-        if self.waiting:
+        if self.waiting > self.unpaired:
             text += " (deliver them with `lstrace sync`)"
+        if self.unpaired:
+            text += (
+                f", {'of them ' if self.waiting > self.unpaired else ''}{self.unpaired} "
+                "pairwise calls waiting for a partner (set aside as unpaired when their "
+                "process ends)"
+            )
         if self.traces:
             steps = sum(t.steps for t in self.traces)
             text += f"; {sum(t.traces for t in self.traces)} unfinished traces ({steps} steps)"
@@ -82,7 +89,24 @@ def look(path: Path) -> SpoolView:
     try:
         waiting, dead = peek(path)
         traces = peek_open(path)
+        unpaired = _unpaired(path) if waiting else 0
     except (sqlite3.Error, ValueError, TypeError) as exc:  # not a spool, or not this version's
         return SpoolView(path, exists=True, error=str(exc))
     places = [(redact_url(dest.url), dest.project, n) for dest, n in waiting]
-    return SpoolView(path, True, sum(n for _, n in waiting), places, dead, traces=traces)
+    total = sum(n for _, n in waiting)
+    return SpoolView(path, True, total, places, dead, traces=traces, unpaired=unpaired)
+
+
+def _unpaired(path: Path) -> int:
+    """Waiting pairwise calls whose pair group has no partner in the spool (an odd one out)."""
+    db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        (n,) = db.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM tasks t JOIN destinations d ON d.key = t.dest"
+            " WHERE t.dead IS NULL AND json_extract(d.spec, '$.mode') = 'pairwise'"
+            " AND json_extract(t.body, '$.pair_group') IS NOT NULL"
+            " GROUP BY t.dest, json_extract(t.body, '$.pair_group') HAVING COUNT(*) % 2 = 1)"
+        ).fetchone()
+    finally:
+        db.close()
+    return int(n)
