@@ -98,6 +98,15 @@ class TaskIds:
 
 
 @dataclass(frozen=True)
+class TaskCopy:
+    """One task holding a run's call, as the duplicate check sees it."""
+
+    id: int
+    run_id: str
+    annotations: int  # annotations of any kind (submitted or skipped) and drafts
+
+
+@dataclass(frozen=True)
 class TaskPage:
     """One page of tasks as plain dicts, and how many tasks match the query in all."""
 
@@ -133,6 +142,11 @@ class Client(Protocol):
 
     def existing_run_ids(self, project_id: int, run_ids: Iterable[str]) -> set[str]:
         """Which of ``run_ids`` already are tasks of the project (by ``data.run_id``)."""
+        ...
+
+    def copies(self, project_id: int, run_ids: Iterable[str]) -> list[TaskCopy]:
+        """Every task of the project holding one of ``run_ids`` (duplicates included), with
+        how many annotations each has."""
         ...
 
     def delete_tasks(self, project_id: int, task_ids: Sequence[int]) -> None:
@@ -260,6 +274,54 @@ class LabelStudioClient:
             if failure.kind is not FailureKind.REJECTED:
                 raise
         return self._lookup(project_id, wanted, _EQUAL_CHUNK, _or_equal_filter)
+
+    def copies(self, project_id: int, run_ids: Iterable[str]) -> list[TaskCopy]:
+        """Every task of the project whose ``data.run_id`` is one of ``run_ids``, duplicates
+        included, with its count of annotations (submitted, skipped) and drafts; filtered
+        as :meth:`existing_run_ids` is, a page at a time."""
+        wanted = list(dict.fromkeys(run_ids))
+        try:
+            return self._copies(project_id, wanted, _IN_LIST_CHUNK, _in_list_filter)
+        except DeliveryFailure as failure:
+            if failure.kind is not FailureKind.REJECTED:
+                raise
+        return self._copies(project_id, wanted, _EQUAL_CHUNK, _or_equal_filter)
+
+    def _copies(
+        self,
+        project_id: int,
+        wanted: list[str],
+        chunk_size: int,
+        make_filter: Callable[[list[str]], dict[str, Any]],
+    ) -> list[TaskCopy]:
+        found: dict[int, TaskCopy] = {}
+        for start in range(0, len(wanted), chunk_size):
+            chunk = wanted[start : start + chunk_size]
+            query = json.dumps({"filters": make_filter(chunk)}, separators=(",", ":"))
+            page, seen = 1, 0
+            while True:  # by the answer's total: asking past the last page is a 404
+                tasks, total = self._request(
+                    "GET",
+                    "/api/tasks/",
+                    f"look up copies of run ids in project {project_id}",
+                    params={
+                        "project": project_id,
+                        "query": query,
+                        "page": page,
+                        "page_size": 2 * len(chunk),
+                        # "all" for the drafts (a task_only answer leaves them empty); the
+                        # include list keeps annotations and predictions out of the answer
+                        "fields": "all",
+                        "include": "id,data,total_annotations,cancelled_annotations,drafts",
+                    },
+                    read=lambda a: (_task_copies(a["tasks"]), int(a.get("total") or 0)),
+                )
+                found.update((c.id, c) for c in tasks if c.run_id in chunk)
+                seen += len(tasks)
+                if not tasks or seen >= total:
+                    break
+                page += 1
+        return sorted(found.values(), key=lambda c: c.id)
 
     def _lookup(
         self,
@@ -670,6 +732,19 @@ def _name(user: Any) -> str:
 
 def _run_ids(answer: Any) -> set[str]:
     return {str((task["data"] or {}).get("run_id")) for task in answer["tasks"]}
+
+
+def _task_copies(tasks: list[Any]) -> list[TaskCopy]:
+    return [
+        TaskCopy(
+            int(task["id"]),
+            str((task.get("data") or {}).get("run_id")),
+            int(task.get("total_annotations") or 0)
+            + int(task.get("cancelled_annotations") or 0)
+            + len(task.get("drafts") or []),
+        )
+        for task in tasks
+    ]
 
 
 def _task_page(answer: Any) -> TaskPage:

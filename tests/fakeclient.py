@@ -9,7 +9,11 @@ server's answer would be classified as, when a test asks for it:
   (a 503, a 429 with ``Retry-After``, a timeout after the tasks arrived...);
 - :meth:`FakeLabelStudio.refuse` makes the server refuse (400) any import that
   holds the task of a given run id, as it refuses a task it cannot store;
-- :attr:`FakeLabelStudio.down` makes every request fail as a refused connection does.
+- :attr:`FakeLabelStudio.down` makes every request fail as a refused connection does;
+- a fault with ``lands_late`` stands for an import held by a slow server or proxy: the
+  client times out, and the tasks are stored only when the test calls
+  :meth:`FakeLabelStudio.land_late` (after the sender sent them again, say);
+  :meth:`FakeLabelStudio.annotate` gives a stored task an annotation.
 
 Only failure handling is tested through it: what lstrace sends is checked against
 recorded cassettes, and every path tested here is also proven against a real Label
@@ -25,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lstrace._client import Client, ProjectInfo
+from lstrace._client import Client, ProjectInfo, TaskCopy
 from lstrace._errors import DeliveryFailure, FailureKind
 from lstrace._labelconfig import DEFAULT_CONFIGS, PairTarget, default_target, target_from_xml
 
@@ -38,7 +42,8 @@ class Fault:
     """How one import request fails.
 
     ``arrived``: the server stored the tasks before the failure (a reply lost on the way
-    back), so a retry that re-sent them would make duplicates.
+    back), so a retry that re-sent them would make duplicates. ``lands_late``: the server
+    stores them only later, when the test says so (:meth:`FakeLabelStudio.land_late`).
     """
 
     kind: FailureKind
@@ -46,6 +51,7 @@ class Fault:
     retry_after: float | None = None
     maybe_sent: bool = False
     arrived: bool = False
+    lands_late: bool = False
 
     def failure(self, url: str) -> DeliveryFailure:
         what = f"HTTP {self.status}" if self.status is not None else "no answer"
@@ -63,6 +69,8 @@ class Fault:
 UNAVAILABLE = Fault(FailureKind.RETRY, 503, maybe_sent=True)
 TIMEOUT_AFTER_ARRIVAL = Fault(FailureKind.RETRY, None, maybe_sent=True, arrived=True)
 REFUSED_KEY = Fault(FailureKind.AUTH, 401)
+# the client timed out while a proxy (or a busy server) still holds the import
+TIMEOUT_LANDS_LATE = Fault(FailureKind.RETRY, None, maybe_sent=True, lands_late=True)
 
 
 def too_many_requests(retry_after: float) -> Fault:
@@ -94,10 +102,13 @@ class FakeLabelStudio:
         self.projects: dict[int, Project] = {}
         self.imports: list[Import] = []
         self.lookups: list[tuple[int, tuple[str, ...]]] = []  # exactly-once checks
+        self.copy_lookups: list[tuple[int, tuple[str, ...]]] = []  # duplicate checks
+        self.deleted: list[int] = []  # ids of the tasks deleted through the API
         self.keys: list[str] = []  # the key of every client made
         self.down = False  # every request fails as when nothing listens on the port
         self._faults: deque[Fault | None] = deque()
         self._refused: set[str] = set()
+        self._late: list[tuple[int, list[dict[str, Any]]]] = []  # held imports, not stored yet
         self._ids = iter(range(1, 10**9))
         self._lock = threading.Lock()  # the sender thread and the test both read
 
@@ -112,6 +123,30 @@ class FakeLabelStudio:
         """Any import holding the task of ``run_id`` is refused with a 400."""
         with self._lock:
             self._refused.add(run_id)
+
+    def land_late(self) -> int:
+        """Store the tasks of every import held so far (``lands_late``), as the slow server
+        finally does; returns how many tasks were stored."""
+        with self._lock:
+            held, self._late = self._late, []
+            for project_id, tasks in held:
+                project = self.projects[project_id]
+                project.tasks.extend({**t, "id": next(self._ids)} for t in tasks)
+            return sum(len(tasks) for _, tasks in held)
+
+    def annotate(self, run_id: str, copy: int = 0) -> int:
+        """Give the ``copy``-th stored task of ``run_id`` (in id order) an annotation, as an
+        annotator would; returns its task id."""
+        with self._lock:
+            tasks = [
+                t
+                for p in self.projects.values()
+                for t in sorted(p.tasks, key=lambda t: int(t["id"]))
+                if t["data"]["run_id"] == run_id
+            ]
+            task = tasks[copy]
+            task["annotations"] = [*task.get("annotations", []), {"result": []}]
+            return int(task["id"])
 
     def connect(self, url: str, api_key: str, timeout: float) -> Client:
         """The sender's ``Connect``: a client of this server."""
@@ -153,6 +188,8 @@ class FakeLabelStudio:
             self.imports.append(Import(project_id, run_ids, failed=fault is not None))
             if fault is None or fault.arrived:
                 project.tasks.extend({**t, "id": next(self._ids)} for t in tasks)
+            elif fault.lands_late:
+                self._late.append((project_id, tasks))
             if fault is not None:
                 raise fault.failure(url)
             return len(tasks)
@@ -218,11 +255,24 @@ class FakeClient:
             project = self.server._project(self.url, project_id)
             return {t["data"]["run_id"] for t in project.tasks} & set(wanted)
 
+    def copies(self, project_id: int, run_ids: Iterable[str]) -> list[TaskCopy]:
+        self.server._reach(self.url)
+        wanted = tuple(run_ids)
+        with self.server._lock:
+            self.server.copy_lookups.append((project_id, wanted))
+            project = self.server._project(self.url, project_id)
+            return [
+                TaskCopy(int(t["id"]), t["data"]["run_id"], len(t.get("annotations", [])))
+                for t in project.tasks
+                if t["data"]["run_id"] in wanted
+            ]
+
     def delete_tasks(self, project_id: int, task_ids: Sequence[int]) -> None:
         self.server._reach(self.url)
         with self.server._lock:
             project = self.server._project(self.url, project_id)
             gone = set(task_ids)
+            self.server.deleted.extend(t["id"] for t in project.tasks if t["id"] in gone)
             project.tasks = [t for t in project.tasks if t["id"] not in gone]
 
     def close(self) -> None:

@@ -28,6 +28,7 @@ from tests.fakeclient import (
     KEY,
     REFUSED_KEY,
     TIMEOUT_AFTER_ARRIVAL,
+    TIMEOUT_LANDS_LATE,
     UNAVAILABLE,
     URL,
     FakeLabelStudio,
@@ -303,3 +304,199 @@ def test_delivered_is_counted_before_the_rows_leave_the_spool(
     assert send(sender) == 0
     assert send(sender, now=later()) == 2
     assert seen == [(3, 3), (2, 5)]
+
+
+# -- duplicates from a slow server (issue 12.5): the batch sent again is checked later ------
+
+
+def held_then_sent_again(spool: Spool, server: FakeLabelStudio, n: int) -> tuple[Sender, list[str]]:
+    """``n`` calls whose import times out while the server still holds it (it lands only on
+    ``server.land_late()``); the next pass finds none of them there and sends them again."""
+    sender = make_sender(spool, server, request_timeout=2.0)
+    run_ids = spool_calls(spool, sender, n)
+    server.fail_imports(TIMEOUT_LANDS_LATE)
+    assert send(sender) == 0
+    assert server.run_ids(TITLE) == []  # still held by the slow server
+    retry_at = sender.backoff[DEST.key].next_at + 0.001
+    assert send(sender, now=retry_at) == n  # checked first, found nothing, sent again
+    assert server.copy_lookups == []  # no duplicate check yet: not due
+    return sender, run_ids
+
+
+def task_ids(server: FakeLabelStudio) -> dict[str, list[int]]:
+    """Task ids by run id, lowest first."""
+    [project] = server.projects.values()
+    found: dict[str, list[int]] = {}
+    for task in sorted(project.tasks, key=lambda t: int(t["id"])):
+        found.setdefault(task["data"]["run_id"], []).append(int(task["id"]))
+    return found
+
+
+def test_an_import_that_lands_after_the_batch_was_sent_again_is_repaired(
+    spool: Spool, server: FakeLabelStudio, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The held import lands after the batch was sent again: every task twice. The check
+    the sender makes once the server answered again (request_timeout after the re-send)
+    deletes the later copies and keeps the oldest (lowest id), counted and logged once;
+    the batch stays remembered for the grace check, which finds nothing more to do."""
+    caplog.set_level(logging.INFO, logger="lstrace")
+    sender, run_ids = held_then_sent_again(spool, server, 5)
+    kept = {run_id: ids[0] for run_id, ids in task_ids(server).items()}
+    assert server.land_late() == 5
+    assert sorted(server.run_ids(TITLE)) == sorted(run_ids * 2)
+    assert spool.count_rechecks() == 1
+
+    soon = time.time() + sender.repair.first + 1  # the first check, well before the grace one
+    send(sender, now=soon)
+
+    assert {run_id: ids for run_id, ids in task_ids(server).items()} == {
+        r: [kept[r]] for r in run_ids
+    }
+    assert sender.counters.get("duplicates_removed") == 5
+    assert spool.count_rechecks() == 1  # the grace check is still to come
+    repaired = [r for r in caplog.records if "deleted 5 duplicate tasks" in r.getMessage()]
+    assert len(repaired) == 1 and repaired[0].levelno == logging.WARNING
+
+    send(sender, now=later())  # the grace check: nothing more to delete, then forgotten
+    assert spool.count_rechecks() == 0
+    assert sorted(server.run_ids(TITLE)) == sorted(run_ids)
+    assert sender.counters.get("duplicates_removed") == 5
+    assert len(server.deleted) == 5
+
+
+def test_the_grace_check_repairs_an_import_that_lands_after_the_first_check(
+    spool: Spool, server: FakeLabelStudio
+) -> None:
+    """The held import lands only after the first check found every task once: the grace
+    check (``grace(request_timeout)`` after the re-send) deletes the copies."""
+    sender, run_ids = held_then_sent_again(spool, server, 3)
+    send(sender, now=time.time() + sender.repair.first + 1)
+    assert len(server.copy_lookups) == 1 and server.deleted == []
+    server.land_late()
+
+    send(sender, now=time.time() + sender.repair.grace + 1)
+
+    assert sorted(server.run_ids(TITLE)) == sorted(run_ids)
+    assert sender.counters.get("duplicates_removed") == 3
+    assert spool.count_rechecks() == 0
+
+
+def test_an_annotated_copy_is_never_deleted(
+    spool: Spool, server: FakeLabelStudio, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Annotations are never deleted: of a run's copies every annotated one is kept (the
+    unannotated copy goes, even the oldest); two annotated copies of one run are both kept,
+    counted as ``duplicates_annotated`` and logged; a run nobody annotated keeps its oldest."""
+    caplog.set_level(logging.INFO, logger="lstrace")
+    sender, run_ids = held_then_sent_again(spool, server, 3)
+    server.land_late()
+    copies = task_ids(server)
+    late = server.annotate(run_ids[0], copy=1)  # the copy that landed late
+    both = [server.annotate(run_ids[1], copy=0), server.annotate(run_ids[1], copy=1)]
+
+    send(sender, now=later())
+
+    assert task_ids(server) == {
+        run_ids[0]: [late],
+        run_ids[1]: both,
+        run_ids[2]: copies[run_ids[2]][:1],
+    }
+    assert sorted(server.deleted) == [copies[run_ids[0]][0], copies[run_ids[2]][1]]
+    assert sender.counters.get("duplicates_removed") == 2
+    assert sender.counters.get("duplicates_annotated") == 1
+    assert "1 duplicate tasks in" in caplog.text and "were annotated and are kept" in caplog.text
+
+
+@pytest.mark.parametrize("restart", ["before the re-send", "before the repair"])
+def test_a_restart_between_the_attempt_and_the_repair_still_repairs(
+    tmp_path: Path, server: FakeLabelStudio, restart: str
+) -> None:
+    """The process ends (its rows handed back to the spool) after the ambiguous attempt, or
+    after the re-send: the next process, taking over the spool, sends the batch again or
+    checks it, and deletes the copy that landed late. The batch to check lives in the spool."""
+    path = tmp_path / "restart.sqlite3"
+    first = Spool(path, uuid.uuid4().hex)
+    sender = make_sender(first, server, request_timeout=2.0)
+    run_ids = spool_calls(first, sender, 4)
+    server.fail_imports(TIMEOUT_LANDS_LATE)
+    assert send(sender) == 0
+    if restart == "before the repair":
+        assert send(sender, now=sender.backoff[DEST.key].next_at + 0.001) == 4
+        server.land_late()
+    first.release()
+    first.close()
+
+    second = Spool(path, uuid.uuid4().hex)
+    assert second.adopt_orphans({URL}) == (4 if restart == "before the re-send" else 0)
+    successor = make_sender(second, server, request_timeout=2.0)
+    if restart == "before the re-send":
+        assert send(successor) == 4
+        server.land_late()
+    assert sorted(server.run_ids(TITLE)) == sorted(run_ids * 2)
+
+    send(successor, now=later())
+
+    assert sorted(server.run_ids(TITLE)) == sorted(run_ids)
+    assert successor.counters.get("duplicates_removed") == 4
+    assert second.count_rechecks() == 0
+
+
+def test_a_failing_check_is_retried_later_and_expires_with_a_count(
+    spool: Spool, server: FakeLabelStudio
+) -> None:
+    """A check that fails (the server down) is retried after a backoff, not at every pass;
+    a batch that still cannot be checked a day after the re-send is given up, counted as
+    ``duplicate_checks_expired``. Delivery itself goes on meanwhile."""
+    sender, _ = held_then_sent_again(spool, server, 2)
+    server.down = True
+    soon = time.time() + sender.repair.first + 1
+    send(sender, now=soon)
+    [recheck] = spool.rechecks()
+    assert recheck.failures == 1 and recheck.due >= soon + 5
+    assert spool.count_rechecks() == 1
+
+    send(sender, now=later())  # a million seconds later, still down
+
+    assert spool.count_rechecks() == 0
+    assert sender.counters.get("duplicate_checks_expired") == 1
+    assert sender.counters.get("duplicates_removed") == 0
+
+
+def test_only_batches_sent_again_after_an_ambiguous_attempt_are_checked(
+    spool: Spool, server: FakeLabelStudio
+) -> None:
+    """No duplicate check after a clean import, after a failure that sent nothing (a 429),
+    or when the tasks of an ambiguous attempt were found there (nothing was sent again)."""
+    sender = make_sender(spool, server)
+    spool_calls(spool, sender, 2)
+    assert send(sender) == 2
+    spool_calls(spool, sender, 2)
+    server.fail_imports(too_many_requests(1.0))
+    send(sender)
+    assert send(sender, now=later()) == 2
+    spool_calls(spool, sender, 2)
+    server.fail_imports(TIMEOUT_AFTER_ARRIVAL)
+    send(sender)
+    assert send(sender, now=later()) == 2
+
+    send(sender, now=later())
+    assert spool.count_rechecks() == 0 and server.copy_lookups == []
+
+
+def test_a_batch_whose_re_send_failed_is_checked_again_before_the_next_send(
+    spool: Spool, server: FakeLabelStudio
+) -> None:
+    """The re-send after an ambiguous attempt fails without reaching the server (connection
+    refused), and the held import lands meanwhile: the rows keep their "may have arrived"
+    mark, so the next attempt asks again, finds them, and sends nothing twice."""
+    sender = make_sender(spool, server, request_timeout=2.0)
+    run_ids = spool_calls(spool, sender, 3)
+    server.fail_imports(TIMEOUT_LANDS_LATE, Fault(UNAVAILABLE.kind, None, maybe_sent=False))
+    assert send(sender) == 0
+    assert send(sender, now=later()) == 0  # checked, sent again, refused before arriving
+    server.land_late()
+
+    assert send(sender, now=later()) == 3
+
+    assert len(server.imports) == 2 and len(server.lookups) == 2
+    assert sorted(server.run_ids(TITLE)) == sorted(run_ids)

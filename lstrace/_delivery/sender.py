@@ -25,6 +25,7 @@ from typing import Any
 
 from lstrace._client import Client, Connect, encode_json, open_client
 from lstrace._delivery.projects import Project, ProjectCache
+from lstrace._delivery.repair import Repair
 from lstrace._delivery.spool import Row, Spool
 from lstrace._delivery.stats import Counters, Failed
 from lstrace._delivery.task import build_pair_task, build_task
@@ -127,6 +128,8 @@ class Sender:
         self._backlog_lock = threading.Lock()
         # Per pairwise destination: the rows its last pass found no partner for.
         self._lonely: dict[str, list[int]] = {}
+        # batches sent again after an ambiguous attempt, checked later for duplicates
+        self.repair = Repair(spool, counters, request_timeout=request_timeout, client=self._client)
 
     # -- the backlog -----------------------------------------------------------------
 
@@ -135,6 +138,7 @@ class Sender:
         found = self.spool.backlog()
         with self._backlog_lock:
             self._backlog = {k: Backlog(d, n, oldest) for k, (d, n, oldest) in found.items()}
+        self.repair.reload()
 
     def note_spooled(self, dest: Destination, added: int, created: float) -> None:
         """The spooler stored ``added`` new rows for ``dest`` (called from its thread)."""
@@ -226,6 +230,9 @@ class Sender:
             due = time.time() if entry.count >= self.batch_size else entry.oldest + flush_interval
             state = self.backoff.get(entry.dest.key)
             times.append(max(due, state.next_at) if state is not None else due)
+        check = self.repair.next_due()
+        if check is not None:
+            times.append(check)
         return min(times) if times else None
 
     def deliver(self, *, now: float, flush_interval: float, flushing: bool) -> int:
@@ -254,6 +261,7 @@ class Sender:
             finally:
                 delivered += len(confirmed)
                 self._refresh_backlog(dest)
+        self.repair.run(now)
         return delivered
 
     def _warm_up(self, dest: Destination) -> None:
@@ -273,7 +281,7 @@ class Sender:
         client = self._client(dest)
         project = self.projects.resolve(dest, client)
         units = self._units(dest, project, rows)
-        confirmed |= self._already_there(client, project, units)
+        confirmed |= self._already_there(client, dest, project, units)
         units = [u for u in units if u.rows[0].id not in confirmed]
         for chunk in self._chunks(units):
             confirmed |= self._import(client, project, chunk)
@@ -349,7 +357,9 @@ class Sender:
             )
         return body
 
-    def _already_there(self, client: Client, project: Project, units: Sequence[Unit]) -> set[int]:
+    def _already_there(
+        self, client: Client, dest: Destination, project: Project, units: Sequence[Unit]
+    ) -> set[int]:
         """Rows whose earlier, ambiguous attempt did arrive: forget them instead of re-sending."""
         maybe = [u for u in units if any(r.maybe_sent for r in u.rows)]
         if not maybe:
@@ -362,8 +372,11 @@ class Sender:
             logger.info(
                 "lstrace: %d calls had arrived despite a failed attempt; not re-sent", len(ids)
             )
-        unsent = [r.id for u in maybe for r in u.rows if r.id not in ids]
-        self.spool.mark_attempt(unsent, maybe_sent=False)
+        # The rest is sent again, and the earlier attempt may still land (a slow server, a
+        # proxy holding it): remembered, to be checked for duplicates (repair.py). The rows
+        # keep maybe_sent until confirmed, so every later attempt checks first too.
+        again = [u.rows[0].run_id for u in maybe if u.rows[0].run_id not in there]
+        self.repair.remember(dest, project.id, again)
         return ids
 
     def _chunks(self, units: Sequence[Unit]) -> list[list[Unit]]:
@@ -385,8 +398,9 @@ class Sender:
         try:
             client.import_tasks(project.id, [unit.body for unit in chunk])
         except DeliveryFailure as failure:
-            if not failure.maybe_sent:
-                self.spool.mark_attempt(ids, maybe_sent=False)
+            if not failure.maybe_sent:  # rows an earlier attempt may have sent stay marked
+                fresh = [row.id for unit in chunk for row in unit.rows if not row.maybe_sent]
+                self.spool.mark_attempt(fresh, maybe_sent=False)
             if failure.kind is FailureKind.REJECTED and len(chunk) > 1:
                 half = len(chunk) // 2
                 return self._import(client, project, chunk[:half]) | self._import(

@@ -60,7 +60,22 @@ CREATE TABLE IF NOT EXISTS trace_steps (
     owner TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS trace_steps_root ON trace_steps (dest, root, seq);
+-- Batches sent again after an ambiguous attempt (the first may still land): their run ids
+-- are checked for duplicates later (lstrace/_delivery/repair.py). ``batch``: JSON with a
+-- layout version, {"v": 1, "project": id, "run_ids": [...]}.
+CREATE TABLE IF NOT EXISTS rechecks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    dest TEXT NOT NULL,
+    batch TEXT NOT NULL,
+    created REAL NOT NULL,
+    due REAL NOT NULL,
+    checks INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0,
+    owner TEXT
+);
 """
+
+RECHECK_VERSION = 1  # the layout of rechecks.batch; raise it when a field changes
 
 
 def peek(path: Path) -> tuple[list[tuple[Destination, int]], dict[str, int]]:
@@ -247,6 +262,20 @@ class Row:
         return f"Row(id={self.id}, run_id={self.run_id!r})"
 
 
+@dataclass(frozen=True)
+class Recheck:
+    """A batch sent again after an ambiguous attempt, to be checked for duplicates."""
+
+    id: int
+    dest: Destination
+    project: int
+    run_ids: list[str]
+    created: float  # when it was sent again
+    due: float  # when it is checked next
+    checks: int  # checks made so far
+    failures: int  # checks that failed in a row
+
+
 class Spool:
     """Thread-safe access to the spool file; one connection per thread."""
 
@@ -331,6 +360,7 @@ class Spool:
         try:
             with self._tx() as db:
                 db.execute("UPDATE tasks SET owner = NULL WHERE owner = ?", (self.owner,))
+                db.execute("UPDATE rechecks SET owner = NULL WHERE owner = ?", (self.owner,))
                 db.execute("DELETE FROM owners WHERE token = ?", (self.owner,))
         except sqlite3.Error as exc:
             self._unreadable(exc)
@@ -521,6 +551,7 @@ class Spool:
             ]
             for token in dead:
                 db.execute("UPDATE tasks SET owner = NULL WHERE owner = ?", (token,))
+                db.execute("UPDATE rechecks SET owner = NULL WHERE owner = ?", (token,))
                 db.execute("DELETE FROM owners WHERE token = ?", (token,))
             wanted = [
                 key
@@ -535,6 +566,11 @@ class Spool:
                     f" AND dest IN ({','.join('?' * len(chunk))})",
                     (self.owner, *chunk),
                 ).rowcount
+                db.execute(  # duplicate checks go with the tasks: same server, same key
+                    "UPDATE rechecks SET owner = ? WHERE owner IS NULL"
+                    f" AND dest IN ({','.join('?' * len(chunk))})",
+                    (self.owner, *chunk),
+                )
         return taken
 
     def waiting_urls(self) -> set[str]:
@@ -617,6 +653,70 @@ class Spool:
                 self.path,
                 exc,
             )
+
+    # -- batches to check for duplicates (lstrace/_delivery/repair.py) -------------
+
+    def add_recheck(
+        self, dest: Destination, project: int, run_ids: Sequence[str], due: float
+    ) -> None:
+        """Remember a batch about to be sent again after an ambiguous attempt (the same batch
+        sent again once more is remembered once, from this send on)."""
+        batch = json.dumps({"v": RECHECK_VERSION, "project": project, "run_ids": list(run_ids)})
+        now = time.time()
+        with self._tx() as db:
+            _remember(db, {dest.key: dest})
+            again = db.execute(
+                "UPDATE rechecks SET created = ?, due = ?, checks = 0, failures = 0"
+                " WHERE dest = ? AND batch = ? AND owner = ?",
+                (now, due, dest.key, batch, self.owner),
+            ).rowcount
+            if not again:
+                db.execute(
+                    "INSERT INTO rechecks (dest, batch, created, due, owner)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (dest.key, batch, now, due, self.owner),
+                )
+
+    def rechecks(self) -> list[Recheck]:
+        """This process's batches to check, soonest first. Rows of a layout this version
+        does not know (a newer lstrace wrote them) are left for that version."""
+        rows = self._query(
+            "SELECT r.id, d.spec, r.batch, r.created, r.due, r.checks, r.failures"
+            " FROM rechecks r JOIN destinations d ON d.key = r.dest"
+            " WHERE r.owner = ? ORDER BY r.due, r.id",
+            (self.owner,),
+        )
+        found = []
+        for i, spec, batch, created, due, checks, failures in rows:
+            try:
+                body = json.loads(batch)
+                if body.get("v") != RECHECK_VERSION:
+                    continue
+                dest = Destination.from_spec(json.loads(spec))
+                run_ids = [str(r) for r in body["run_ids"]]
+                found.append(
+                    Recheck(i, dest, int(body["project"]), run_ids, created, due, checks, failures)
+                )
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+        return found
+
+    def recheck_later(self, recheck_id: int, due: float, *, checked: bool) -> None:
+        """Check again at ``due``: after a check that was made (``checked``) or that failed."""
+        with self._tx() as db:
+            if checked:
+                sql = "UPDATE rechecks SET due = ?, checks = checks + 1, failures = 0 WHERE id = ?"
+            else:
+                sql = "UPDATE rechecks SET due = ?, failures = failures + 1 WHERE id = ?"
+            db.execute(sql, (due, recheck_id))
+
+    def recheck_done(self, recheck_id: int) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM rechecks WHERE id = ?", (recheck_id,))
+
+    def count_rechecks(self) -> int:
+        """Batches waiting for a duplicate check (every process's)."""
+        return int(self._query("SELECT COUNT(*) FROM rechecks")[0][0])
 
     # -- trace steps (trace mode) ---------------------------------------------------
 

@@ -46,6 +46,11 @@ class Stats:
     counts calls that could not be delivered (``convert:<error>``, ``build:<error>``,
     ``rejected:<status>``, ``unpaired``, ``spool_full``). ``overflowed`` counts calls a caller's
     thread spooled itself because the queue was full (none is lost).
+
+    Duplicate repair (a batch sent again after an ambiguous attempt that landed after all):
+    ``duplicates_removed`` counts extra copies deleted from Label Studio,
+    ``duplicates_annotated`` annotated extra copies kept (never deleted), and
+    ``duplicate_checks_expired`` batches that could not be checked within 24 hours.
     """
 
     captured: int
@@ -60,6 +65,9 @@ class Stats:
     failed_by_reason: dict[str, int] = field(default_factory=dict)
     dropped_by_reason: dict[str, int] = field(default_factory=dict)
     overflowed: int = 0  # calls the caller's thread spooled itself: the queue was full
+    duplicates_removed: int = 0  # extra copies of a task deleted by the duplicate repair
+    duplicates_annotated: int = 0  # extra copies kept because someone annotated them
+    duplicate_checks_expired: int = 0  # batches the duplicate check never reached
 
 
 @dataclass(frozen=True)

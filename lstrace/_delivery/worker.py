@@ -278,6 +278,9 @@ class Worker:
             failed_by_reason=c.by_prefix("failed:"),
             dropped_by_reason=c.by_prefix("dropped:"),
             overflowed=c.get("overflowed"),
+            duplicates_removed=c.get("duplicates_removed"),
+            duplicates_annotated=c.get("duplicates_annotated"),
+            duplicate_checks_expired=c.get("duplicate_checks_expired"),
         )
 
     def close(self, timeout: float, *, final: bool = False) -> Leftover:
