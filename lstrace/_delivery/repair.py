@@ -116,7 +116,10 @@ class Repair:
     def next_due(self) -> float | None:
         """When the next check is due (None: nothing to check)."""
         if not self._known:
-            dues = [r.due for r in self._all()]
+            try:
+                dues = [r.due for r in self._all()]
+            except sqlite3.Error:  # the spool unreadable (the sender reports it): asked again
+                return None
             self._next = min(dues) if dues else None
             self._known = True
         return self._next
