@@ -17,7 +17,8 @@ server's answer would be classified as, when a test asks for it:
 
 Only failure handling is tested through it: what lstrace sends is checked against
 recorded cassettes, and every path tested here is also proven against a real Label
-Studio in ``tests/live/`` (``test_faults.py``, ``test_outages.py``).
+Studio in ``tests/live/`` (``test_faults.py``, ``test_faults_duplicates.py``,
+``test_outages.py``).
 """
 
 from __future__ import annotations

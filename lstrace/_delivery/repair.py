@@ -150,11 +150,14 @@ class Repair:
                 return 0
             self._failed(recheck, now, failure)
             return 0
+        last = now >= recheck.created + self.grace
+        if not last:
+            annotated = 0  # counted once, by the last check, which sees them again
         if extra or annotated:
             self._report(recheck, len(extra), annotated)
         self.counters.add("duplicates_removed", len(extra))
         self.counters.add("duplicates_annotated", annotated)
-        if now >= recheck.created + self.grace:
+        if last:
             self._done(recheck)
         else:
             self._later(recheck, recheck.created + self.grace, checked=True)
