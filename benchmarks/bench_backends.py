@@ -186,7 +186,7 @@ def sustained(
 def export_figures(url: str, size: int) -> dict[str, Any]:
     paging = _load(REPO / "benchmarks" / "export_paging.py")
     started = time.perf_counter()
-    project = paging.seed_project(url, f"bench-export-{size}", annotated=size, unannotated=0)
+    project = paging.seed_project(url, TOKEN, f"bench-export-{size}", size)
     seeded = time.perf_counter() - started
     out_dir = Path(tempfile.mkdtemp())
     rows = {}

@@ -44,14 +44,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.annotated_project import seed_project  # noqa: E402
+from tests.labelstudio_script import load_script  # noqa: E402
+
 TOKEN = "0123456789abcdef0123456789abcdef01234567"
-IMPORT_BATCH = 1_000
-GROUPS = 499  # prompts repeat, so ratings of one prompt can be compared
 
 CHILD = """
 import json, sys, time
@@ -75,50 +77,6 @@ print(json.dumps({"rows": result.rows, "tasks": result.tasks, "seconds": took,
 
 def load1() -> float:
     return os.getloadavg()[0]
-
-
-# -- the project ---------------------------------------------------------------------------------
-
-
-def _textarea(text: str) -> dict[str, Any]:
-    return {"from_name": "response", "to_name": "prompt", "type": "textarea",
-            "value": {"text": [text]}}  # fmt: skip
-
-
-def task_payload(i: int) -> dict[str, Any]:
-    """Task ``i`` as lstrace builds it, with one annotation: a skip for one task in ten, an
-    edit and a rating for one in three of the others, else a rating."""
-    if i % 10 == 0:
-        annotations = [{"result": [], "was_cancelled": True}]
-    else:
-        stars = {"from_name": "rating", "to_name": "prompt", "type": "rating",
-                 "value": {"rating": (i * 7 // 3) % 5 + 1}}  # fmt: skip
-        result = [_textarea(f"Edited answer {i}."), stars] if i % 3 == 0 else [stars]
-        annotations = [{"result": result, "lead_time": 3.0}]
-    return {
-        "data": {
-            "prompt": f"Question {i % GROUPS}?",
-            "run_id": str(UUID(int=100_000 + i)),
-            "model": "FakeListLLM",
-            "tags": "",
-            "metadata": "{}",
-        },
-        "predictions": [{"model_version": "FakeListLLM", "result": [_textarea(f"Answer {i}.")]}],
-        "annotations": annotations,
-    }
-
-
-def seed_project(http: httpx.Client, title: str, tasks: int) -> int:
-    """A project with ``tasks`` annotated tasks, imported with their annotations; its id."""
-    from lstrace._labelconfig import PROMPT_CONFIG
-
-    answer = http.post("/api/projects/", json={"title": title, "label_config": PROMPT_CONFIG})
-    answer.raise_for_status()
-    project = int(answer.json()["id"])
-    for start in range(0, tasks, IMPORT_BATCH):
-        batch = [task_payload(i) for i in range(start, min(start + IMPORT_BATCH, tasks))]
-        http.post(f"/api/projects/{project}/import", json=batch).raise_for_status()
-    return project
 
 
 # -- the three ways to export --------------------------------------------------------------------
@@ -184,7 +142,9 @@ def rotations(rounds: int) -> Iterator[list[str]]:
 
 def measure(args: argparse.Namespace, url: str, http: httpx.Client, out: Path) -> None:
     started = time.perf_counter()
-    project = seed_project(http, f"bench export {args.tasks} {time.time():.0f}", args.tasks)
+    project = seed_project(
+        url, args.token, f"bench export {args.tasks} {time.time():.0f}", args.tasks
+    )
     print(f"seeded project {project}: {args.tasks} annotated tasks in "
           f"{time.perf_counter() - started:.0f} s (load {load1():.2f})", flush=True)  # fmt: skip
     rates: dict[str, list[float]] = {}
@@ -215,7 +175,7 @@ def measure(args: argparse.Namespace, url: str, http: httpx.Client, out: Path) -
 
 def memory(args: argparse.Namespace, url: str, http: httpx.Client, out: Path) -> None:
     started = time.perf_counter()
-    project = seed_project(http, f"bench memory {args.memory_tasks}", args.memory_tasks)
+    project = seed_project(url, args.token, f"bench memory {args.memory_tasks}", args.memory_tasks)
     print(f"\nseeded project {project}: {args.memory_tasks} annotated tasks in "
           f"{time.perf_counter() - started:.0f} s", flush=True)  # fmt: skip
     load = load1()
@@ -243,9 +203,6 @@ def main() -> int:
     parser.add_argument("--start-timeout", type=float, default=1200.0,
                         help="seconds the server it starts may take to be up")  # fmt: skip
     args = parser.parse_args()
-    sys.path.insert(0, str(REPO))
-    from tests.labelstudio_script import load_script
-
     ls, data = load_script(), None
     url = args.url
     if url is None:

@@ -8,7 +8,7 @@ Usage (from the repository root, with the dev venv's Python)::
 
 Starts a fresh Label Studio (scripts/labelstudio.py, from the recording template when one
 exists) unless ``--url`` names a running one, bulk-imports annotated tasks in lstrace's
-layout (tests/live/test_export_live.py), then runs each export in a child process so its peak
+layout (tests/annotated_project.py), then runs each export in a child process so its peak
 RSS is its own. ``traced peak`` is the most memory Python allocated *during* the export
 (tracemalloc, started after imports): flat across sizes means the export streams.
 """
@@ -26,8 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from tests.annotated_project import seed_project  # noqa: E402
 from tests.labelstudio_script import load_script as _load  # noqa: E402
-from tests.live.test_export_live import TOKEN, seed_project  # noqa: E402
+from tests.live.test_export_live import TOKEN  # noqa: E402
 
 FORMATS = ("sft", "preference", "ratings")
 
@@ -83,7 +84,7 @@ def main() -> int:
         )
         for size in args.sizes:
             started = time.perf_counter()
-            project = seed_project(url, f"Benchmark {size}", annotated=size, unannotated=0)
+            project = seed_project(url, TOKEN, f"Benchmark {size}", size)
             print(f"(seeded {size} annotated tasks in {time.perf_counter() - started:.1f} s)")
             for fmt in FORMATS:
                 f = run_export(url, project, fmt, out_dir / f"{size}.{fmt}.jsonl")

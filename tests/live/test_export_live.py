@@ -15,15 +15,21 @@ import json
 import time
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import pytest
 
 from lstrace._errors import AuthFailed, ExportError, ServerUnreachable
 from lstrace._export import incremental
 from lstrace._export.server import ReadClient, TaskPage
-from lstrace._labelconfig import PROMPT_CONFIG
 from lstrace.export import export_project
+from tests.annotated_project import (
+    GROUPS,
+    expected_rating,
+    is_edited,
+    is_skipped,
+    seed_project,
+    textarea,
+)
 from tests.live.fault_proxy import FaultProxy
 from tests.servers import Server, selected_backends
 
@@ -32,7 +38,6 @@ pytestmark = pytest.mark.live
 TOKEN = "0123456789abcdef0123456789abcdef01234567"
 ANNOTATED = 2_500
 UNANNOTATED = 500
-GROUPS = 499  # prompts repeat, so ratings of one prompt can be compared
 
 
 @pytest.fixture(scope="module", params=selected_backends())
@@ -41,73 +46,9 @@ def server(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue(f"{request.param}_session").url)
 
 
-# -- the project: lstrace's task layout, annotations imported with the tasks ---------------
-
-
-def expected_rating(i: int) -> int:
-    return (i * 7 // 3) % 5 + 1
-
-
-def is_skipped(i: int) -> bool:
-    return i % 10 == 0
-
-
-def is_edited(i: int) -> bool:
-    return i % 3 == 0
-
-
-def _textarea(text: str) -> dict[str, Any]:
-    return {
-        "from_name": "response",
-        "to_name": "prompt",
-        "type": "textarea",
-        "value": {"text": [text]},
-    }
-
-
-def task_payload(i: int, annotated: int = ANNOTATED) -> dict[str, Any]:
-    """Task ``i`` as lstrace builds it (data keys, prediction on ``response``); the first
-    ``annotated`` tasks come with an annotation (a skip, a rating, or an edit and a rating)."""
-    annotations: list[dict[str, Any]] = []
-    if i < annotated and is_skipped(i):
-        annotations = [{"result": [], "was_cancelled": True}]
-    elif i < annotated:
-        stars = {"from_name": "rating", "to_name": "prompt", "type": "rating"}
-        result = [{**stars, "value": {"rating": expected_rating(i)}}]
-        if is_edited(i):
-            result.insert(0, _textarea(f"Edited answer {i}."))
-        annotations = [{"result": result, "lead_time": 3.0}]
-    return {
-        "data": {
-            "prompt": f"Question {i % GROUPS}?",
-            "run_id": str(UUID(int=100_000 + i)),
-            "model": "FakeListLLM",
-            "tags": "",
-            "metadata": "{}",
-        },
-        "predictions": [{"model_version": "FakeListLLM", "result": [_textarea(f"Answer {i}.")]}],
-        "annotations": annotations,
-    }
-
-
-def seed_project(
-    url: str, title: str, annotated: int = ANNOTATED, unannotated: int = UNANNOTATED
-) -> int:
-    """Create the project and bulk-import its tasks, 500 per request; returns its id."""
-    from label_studio_sdk import LabelStudio  # noqa: PLC0415 - slow; only this helper needs it
-
-    sdk: Any = LabelStudio(base_url=url, api_key=TOKEN, timeout=300)  # type: ignore[no-untyped-call]
-    project = int(sdk.projects.create(title=title, label_config=PROMPT_CONFIG).id)
-    count = annotated + unannotated
-    for start in range(0, count, 500):
-        batch = [task_payload(i, annotated) for i in range(start, min(start + 500, count))]
-        sdk.projects.import_tasks(id=project, request=batch, return_task_ids=True)
-    return project
-
-
 @pytest.fixture(scope="module")
 def project(server: str) -> int:
-    return seed_project(server, "Export paging")
+    return seed_project(server, TOKEN, "Export paging", ANNOTATED, UNANNOTATED)
 
 
 def lines(path: Path) -> list[dict[str, Any]]:
@@ -139,7 +80,7 @@ def test_a_server_refusing_snapshots_is_read_page_by_page(
 ) -> None:
     """A server that answers 405 to export snapshots (here a proxy in front of the real
     one) is read page by page instead: the same rows, written while pages still arrive."""
-    project = seed_project(sqlite_server.url, "Export refused", annotated=400, unannotated=20)
+    project = seed_project(sqlite_server.url, TOKEN, "Export refused", 400, 20)
     by_snapshots = tmp_path / "snapshots.jsonl"
     export_project(project, "ratings", by_snapshots, url=sqlite_server.url, api_key=TOKEN)
     out = tmp_path / "pages.jsonl"
@@ -167,7 +108,7 @@ def test_a_lost_connection_or_a_refused_key_is_not_read_page_by_page(
     """Only a refusal of the snapshot itself falls back to pages: a connection lost on the
     snapshot request, or the key refused there (401), fails the export with its own error
     and exit code, and no page of tasks is asked for."""
-    project = seed_project(sqlite_server.url, f"Export {fault}", annotated=20, unannotated=0)
+    project = seed_project(sqlite_server.url, TOKEN, f"Export {fault}", 20, 0)
     if fault == "connection lost":
         proxy.drop_next(1, path="/exports", method="POST")
         error: type[ExportError] = ServerUnreachable
@@ -191,7 +132,7 @@ def test_since_last_reads_only_the_tasks_changed_since_the_last_run(
     from label_studio_sdk import LabelStudio  # noqa: PLC0415 - slow; only this test needs it
 
     monkeypatch.setattr(incremental, "MARGIN_S", 0)
-    project = seed_project(server, "Export incremental", annotated=1_000, unannotated=10)
+    project = seed_project(server, TOKEN, "Export incremental", 1_000, 10)
     time.sleep(1.1)  # the watermark has the server clock's one-second steps: pass the last one
     out = tmp_path / "sft.jsonl"
     first = export_project(project, "sft", out, url=server, api_key=TOKEN, since="last")
@@ -199,7 +140,7 @@ def test_since_last_reads_only_the_tasks_changed_since_the_last_run(
     sdk: Any = LabelStudio(base_url=server, api_key=TOKEN)  # type: ignore[no-untyped-call]
     fresh = [t.id for t in sdk.tasks.list(project=project)][-3:]
     for task_id in fresh:
-        sdk.annotations.create(id=task_id, result=[_textarea(f"New {task_id}.")])
+        sdk.annotations.create(id=task_id, result=[textarea(f"New {task_id}.")])
     time.sleep(1.1)
     second = export_project(project, "sft", out, url=server, api_key=TOKEN, since="last")
     assert second.read_tasks == 3 and second.read.endswith("by pages")
