@@ -15,7 +15,15 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-from lstrace._capture.messages import dialogue_as_text, message_text, role_of, text_of, to_dialogue
+from lstrace._capture.messages import (
+    dialogue_as_text,
+    message_text,
+    plain_turn_text,
+    role_of,
+    structured,
+    text_of,
+    to_dialogue,
+)
 
 
 @pytest.mark.parametrize(
@@ -126,3 +134,43 @@ def test_dialogue_as_text_keeps_a_lone_user_turn_as_is() -> None:
     assert dialogue_as_text(
         [{"role": "system", "content": "Be brief"}, {"role": "user", "content": "Hi"}]
     ) == ("system: Be brief\n\nuser: Hi")
+
+
+class _OwnHuman(HumanMessage):
+    """An app's own message class: never taken for a plain turn (it may mean more)."""
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        HumanMessage("hi"),
+        HumanMessage(""),
+        HumanMessage([{"type": "text", "text": "hi"}]),
+        HumanMessage("", additional_kwargs={"function_call": {"name": "f", "arguments": "{}"}}),
+        SystemMessage("be brief"),
+        AIMessage("hello"),
+        AIMessage(""),
+        AIMessage("", tool_calls=[{"name": "add", "args": {"a": 1}, "id": "c1"}]),
+        AIMessage("sure", tool_calls=[{"name": "add", "args": {"a": 1}, "id": "c1"}]),
+        AIMessage("", additional_kwargs={"function_call": {"name": "f", "arguments": "{}"}}),
+        AIMessage("sure", additional_kwargs={"function_call": {"name": "f", "arguments": "{}"}}),
+        AIMessageChunk(content="hi"),
+        ToolMessage("42", tool_call_id="call_1"),
+        ChatMessage(role="critic", content="meh"),
+        _OwnHuman(content="hi"),
+    ],
+)
+def test_the_fast_plain_turn_says_what_the_general_path_says(message: BaseMessage) -> None:
+    """The conversion's fast path (a plain turn) gives the same turn as the general one,
+    and leaves every other message to it."""
+    text = plain_turn_text(message)
+    if text is not None:
+        assert text == message_text(message)
+        assert structured(message) is None
+        assert to_dialogue([message]) == [{"role": role_of(message), "content": text}]
+    plain = type(message) in (HumanMessage, SystemMessage, AIMessage)
+    simple = isinstance(message.content, str) and message.content != ""
+    calls = isinstance(message, AIMessage) and (
+        message.tool_calls or message.additional_kwargs.get("function_call")
+    )
+    assert (text is not None) == (plain and simple and not calls)

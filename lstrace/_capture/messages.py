@@ -12,6 +12,8 @@ from langchain_core.messages import (
     ChatMessage,
     ChatMessageChunk,
     FunctionMessage,
+    HumanMessage,
+    SystemMessage,
     ToolMessage,
 )
 
@@ -88,12 +90,47 @@ def to_dialogue(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
     """
     turns: list[dict[str, Any]] = []
     for m in messages:
+        text = plain_turn_text(m)
+        if text is not None:  # the common turn: what the general path below gives, sooner
+            turns.append({"role": _PLAIN_ROLES[type(m)], "content": text})
+            continue
         turn: dict[str, Any] = {"role": role_of(m), "content": message_text(m)}
         shaped = structured(m)
         if shaped is not None:
             turn["message"] = shaped
         turns.append(turn)
     return turns
+
+
+# Exact classes (not subclasses, which may change what a field means) whose turn is only
+# its role and text when the content is a non-empty string and no tool call is made.
+_PLAIN_ROLES: dict[type, str] = {
+    HumanMessage: "user",
+    SystemMessage: "system",
+    AIMessage: "assistant",
+}
+
+
+def plain_turn_text(message: BaseMessage) -> str | None:
+    """The message's text when it is a plain turn (a user, system or assistant message of
+    LangChain's own class, non-empty string content, no tool call): then its readable text
+    is the content itself and :func:`structured` is None. None for every other message.
+
+    The fast path of the conversion (a call's messages and replies are almost always
+    plain turns): the general path reads several fields and tests several classes."""
+    kind = type(message)
+    if kind not in _PLAIN_ROLES:
+        return None
+    content = message.content
+    if not isinstance(content, str) or not content:
+        return None
+    if (
+        kind is AIMessage  # first: isinstance costs more when it fails
+        and isinstance(message, AIMessage)
+        and (message.tool_calls or message.additional_kwargs.get("function_call"))
+    ):
+        return None
+    return content
 
 
 def structured(message: BaseMessage) -> dict[str, Any] | None:

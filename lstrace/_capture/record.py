@@ -18,7 +18,13 @@ from uuid import UUID
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 
-from lstrace._capture.messages import dialogue_as_text, message_text, structured, to_dialogue
+from lstrace._capture.messages import (
+    dialogue_as_text,
+    message_text,
+    plain_turn_text,
+    structured,
+    to_dialogue,
+)
 from lstrace._options import Options
 
 
@@ -50,7 +56,7 @@ def to_content(call: CapturedCall) -> dict[str, Any]:
     """The call as a JSON-ready dict, independent of any label config."""
     dialogue = to_dialogue(call.messages) if call.messages is not None else None
     prompt = call.prompt if call.prompt is not None else dialogue_as_text(dialogue or [])
-    responses = _responses(call.response)
+    responses, response_message, served, usage = _read_result(call.response)
     metadata = _metadata(call)
     requested = model_name(call)
     return {
@@ -59,14 +65,14 @@ def to_content(call: CapturedCall) -> dict[str, Any]:
         "prompt": prompt,
         "dialogue": dialogue if dialogue is not None else [{"role": "user", "content": prompt}],
         "responses": responses,
-        "response_message": _response_message(call.response),
-        "model": served_model(call.response) or requested,
+        "response_message": response_message,
+        "model": served or requested,
         "requested_model": requested,
         "run_type": "llm" if call.messages is None else "chat_model",
         "tags": _tags(call),
         "metadata": metadata,
         "pair_group": _pair_group(call, prompt, responses, metadata),
-        "usage": _usage(call.response),
+        "usage": usage,
         "latency_ms": round((call.ended_perf - call.started_perf) * 1000, 3),
         "captured_at": _dt.datetime.fromtimestamp(call.started_at, _dt.timezone.utc).isoformat(),
         "error": repr(call.error) if call.error is not None else None,
@@ -91,24 +97,59 @@ def model_name(call: CapturedCall) -> str:
     return call.name or params.get("_type") or "unknown-model"
 
 
-def served_model(result: LLMResult | None) -> str | None:
-    """The model the provider says answered (a snapshot such as ``gpt-4o-mini-2024-07-18``),
-    or None when the response does not say.
+def _read_result(
+    result: LLMResult | None,
+) -> tuple[list[str], dict[str, Any] | None, str | None, dict[str, int]]:
+    """In one pass over the generations: the response texts, the first generation's tool
+    structure (OpenAI layout) if it calls tools, the model the provider says answered, and
+    the token usage.
 
-    Chat models put it in the message's ``response_metadata`` (``model_name``:
-    langchain-openai, recent langchain-anthropic; ``model``: Anthropic's own field, Ollama);
-    LangChain copies ``llm_output`` there only for a single generation, so with ``n=2`` it
-    is read from ``llm_output`` (langchain-openai's chat ``model_name`` is the served one;
-    its completions model reports the requested name there, which changes nothing).
+    The served model is a snapshot such as ``gpt-4o-mini-2024-07-18``, None when the
+    response does not say. Chat models put it in the message's ``response_metadata``
+    (``model_name``: langchain-openai, recent langchain-anthropic; ``model``: Anthropic's
+    own field, Ollama); LangChain copies ``llm_output`` there only for a single generation,
+    so with ``n=2`` it is read from ``llm_output`` (langchain-openai's chat ``model_name``
+    is the served one; its completions model reports the requested name there, which
+    changes nothing).
+
+    Usage comes from the first generation that has ``usage_metadata``: with n > 1 every
+    generation carries the whole call's usage (langchain-openai fills each from the one
+    response), so adding them up would count the call n times; else from ``llm_output``.
     """
     if result is None:
-        return None
-    for generation in result.generations[0][:1] if result.generations else []:
-        if isinstance(generation, ChatGeneration):
-            found = _model_in(generation.message.response_metadata)
-            if found:
-                return found
-    return _model_in(result.llm_output)
+        return [], None, None, {}
+    generations = result.generations[0] if result.generations else []
+    texts: list[str] = []
+    shaped: dict[str, Any] | None = None
+    served: str | None = None
+    usage: dict[str, int] = {}
+    for i, generation in enumerate(generations):
+        if not isinstance(generation, ChatGeneration):
+            texts.append(generation.text)
+            continue
+        message = generation.message
+        plain = plain_turn_text(message)
+        texts.append(plain if plain is not None else message_text(message))
+        if i == 0:
+            shaped = structured(message) if plain is None else None
+            served = _model_in(message.response_metadata)
+        if not usage:
+            meta = getattr(message, "usage_metadata", None)
+            if meta:
+                for ours, theirs in (
+                    ("prompt_tokens", "input_tokens"),
+                    ("completion_tokens", "output_tokens"),
+                    ("total_tokens", "total_tokens"),
+                ):
+                    usage[ours] = int(meta.get(theirs, 0))
+    if not served:
+        served = _model_in(result.llm_output)
+    if not usage:
+        token_usage = (result.llm_output or {}).get("token_usage") or {}
+        for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+            if isinstance(token_usage.get(key), int):
+                usage[key] = token_usage[key]
+    return texts, shaped, served, usage
 
 
 def _model_in(meta: Mapping[str, Any] | None) -> str | None:
@@ -139,6 +180,8 @@ _BOOKKEEPING_NAMES = frozenset({"checkpoint_ns"})
 
 
 def _tags(call: CapturedCall) -> list[str]:
+    if not call.tags and call.error is None and not call.options.tags:
+        return []  # the common call: no tag at all
     run_tags = (t for t in call.tags or () if not t.startswith(_BOOKKEEPING_TAGS))
     tags = dict.fromkeys((*call.options.tags, *run_tags))  # the scope's tags always stay
     if call.error is not None:
@@ -146,31 +189,13 @@ def _tags(call: CapturedCall) -> list[str]:
     return list(tags)
 
 
-def _responses(result: LLMResult | None) -> list[str]:
-    if result is None or not result.generations:
-        return []
-    texts = []
-    for generation in result.generations[0]:
-        if isinstance(generation, ChatGeneration):
-            texts.append(message_text(generation.message))
-        else:
-            texts.append(generation.text)
-    return texts
-
-
-def _response_message(result: LLMResult | None) -> dict[str, Any] | None:
-    """The first generation's tool structure (OpenAI layout), if it calls tools."""
-    if result is None or not result.generations or not result.generations[0]:
-        return None
-    first = result.generations[0][0]
-    return structured(first.message) if isinstance(first, ChatGeneration) else None
-
-
 def _metadata(call: CapturedCall) -> dict[str, Any]:
     merged = {**call.options.metadata}
     for key, value in (call.metadata or {}).items():
         if not key.startswith(_BOOKKEEPING_KEYS) and key not in _BOOKKEEPING_NAMES:
             merged.setdefault(key, value)
+    if not merged:
+        return {}  # the common call: LangChain's bookkeeping only
     return {str(k): jsonable(v) for k, v in merged.items()}
 
 
@@ -186,28 +211,3 @@ def jsonable(value: Any) -> Any:
         except (TypeError, ValueError):  # circular references and the like
             return str(value)
     return value
-
-
-def _usage(result: LLMResult | None) -> dict[str, int]:
-    if result is None:
-        return {}
-    usage: dict[str, int] = {}
-    # The first generation that has usage_metadata: with n > 1 every generation carries the
-    # whole call's usage (langchain-openai fills each from the one response), so adding
-    # them up would count the call n times.
-    for generation in result.generations[0] if result.generations else []:
-        meta = getattr(getattr(generation, "message", None), "usage_metadata", None)
-        if meta:
-            for ours, theirs in (
-                ("prompt_tokens", "input_tokens"),
-                ("completion_tokens", "output_tokens"),
-                ("total_tokens", "total_tokens"),
-            ):
-                usage[ours] = int(meta.get(theirs, 0))
-            break
-    if not usage:
-        token_usage = (result.llm_output or {}).get("token_usage") or {}
-        for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
-            if isinstance(token_usage.get(key), int):
-                usage[key] = token_usage[key]
-    return usage
