@@ -13,7 +13,9 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 
 import lstrace
 from lstrace import masking
-from lstrace._capture.shaping import MASK_FAILED
+from lstrace._capture.shaping import MASK_FAILED, shape
+from lstrace._delivery.stats import Counters
+from lstrace._options import make_args, resolve
 from tests.spooled import settle, spooled
 
 SECRET = "sk-proj-abcdefghijklmnopqrstuvwx1234"
@@ -236,3 +238,41 @@ def test_every_entry_point_takes_the_same_options(entry: str, lstrace_state: Pat
     assert task["prompt"] == "hello [EMAIL]"
     assert task["tags"] == ["t"] and task["metadata"] == {"m": 1}
     assert "30 characters removed" in task["responses"][0] and task["model"] == "renamed"
+
+
+@pytest.mark.parametrize("where", ["prompt", "turn", "response", "metadata", "tool_args"])
+def test_max_field_chars_cuts_each_kind_of_text_alone(where: str, lstrace_state: Path) -> None:
+    """A call whose only long text is one turn, one reply, one metadata value or one
+    tool-call argument is cut there too (calls with no long text are not copied)."""
+    options = resolve(make_args(max_field_chars=10), None)
+    long = "x" * 25
+    content: dict[str, Any] = {
+        "prompt": long if where == "prompt" else "hi",
+        "dialogue": [{"role": "user", "content": long if where == "turn" else "hi"}],
+        "responses": [long if where == "response" else "ok"],
+        "response_message": None,
+        "error": None,
+        "metadata": {"note": long} if where == "metadata" else {},
+    }
+    if where == "tool_args":
+        content["response_message"] = {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"id": "c", "type": "function",
+                            "function": {"name": "f", "arguments": {"q": long}}}],
+        }  # fmt: skip
+    out = shape(content, options, Counters())
+    assert out is not None
+    cut = {
+        "prompt": out["prompt"],
+        "turn": out["dialogue"][0]["content"],
+        "response": out["responses"][0],
+        "metadata": out["metadata"].get("note"),
+        "tool_args": (out["response_message"] or {})
+        .get("tool_calls", [{}])[0]
+        .get("function", {})
+        .get("arguments", {})
+        .get("q"),
+    }[where]
+    assert cut == "x" * 10 + "\n[... truncated by lstrace: 15 characters removed ...]"
+    assert str(out).count("characters removed") == 1  # the short texts are as they were

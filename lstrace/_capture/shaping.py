@@ -27,7 +27,8 @@ MASK_FAILED = "[lstrace: text withheld because the mask failed]"
 
 def shape(content: dict[str, Any], options: Options, counters: Counters) -> dict[str, Any] | None:
     """Apply the scope's capture options; None means the call is dropped (and counted)."""
-    content = _map_texts(content, lambda text: truncate(text, options.max_field_chars))
+    if _has_long_text(content, options.max_field_chars):
+        content = _map_texts(content, lambda text: truncate(text, options.max_field_chars))
     if options.filter is not None and not _passes(options.filter, content, counters):
         counters.lost("filter")
         return None
@@ -96,6 +97,20 @@ def safe_mask(mask: Callable[[str], str], counters: Counters) -> Callable[[str],
         return result
 
     return apply
+
+
+def _has_long_text(content: dict[str, Any], limit: int) -> bool:
+    """Whether truncation could change ``content``: a text longer than ``limit``, or a
+    field whose texts are not checked here (tool structure, an error, metadata), which
+    leaves the call to :func:`_map_texts`. Most calls have none: they are not copied."""
+    if content.get("response_message") or content.get("error") or content["metadata"]:
+        return True
+    if len(content["prompt"]) > limit:
+        return True
+    for turn in content["dialogue"]:
+        if len(turn) != 2 or len(turn["content"]) > limit:  # {role, content} and no more
+            return True
+    return any(len(text) > limit for text in content["responses"])
 
 
 def _map_texts(content: dict[str, Any], fn: Callable[[str], str]) -> dict[str, Any]:
