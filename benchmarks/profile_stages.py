@@ -15,11 +15,12 @@ call goes through them:
 - hand-off: the caller thread's CPU per ``invoke`` inside ``ls_session`` minus the same
   with a do-nothing handler on the same configure hook (the handler's callbacks and
   the queue append);
-- conversion (``to_content``), shaping (``shape``), task build (``build_task``) and
-  encode: the spooler's per-call work (the import body is built once, when spooled);
-- spool insert (``Spool.add`` of contents and bodies, one transaction per ``SPOOL_CHUNK``);
-- take (``Spool.take`` of a batch: the stored bodies, contents left undecoded);
-- HTTP: ``import_tasks`` of the stored bodies to Label Studio (our CPU only: the thread
+- conversion (``to_content``) and shaping (``shape``): the spooler's per-call work;
+- spool insert (``Spool.add`` of the contents, one transaction per ``SPOOL_CHUNK``);
+- take (``Spool.take`` of a batch);
+- task build (``Sender._units``: each row's content decoded, built into its task for the
+  project's target and encoded, once, when it is sent);
+- HTTP: ``import_tasks`` of the built bodies to Label Studio (our CPU only: the thread
   sleeps while the server works), with the attempt mark before it;
 - delete: the confirmed rows leave the spool.
 """
@@ -95,12 +96,12 @@ def main() -> int:  # noqa: PLR0915 - one linear script
     from lstrace import masking
     from lstrace._capture.record import CapturedCall, to_content
     from lstrace._capture.shaping import shape
-    from lstrace._client import encode_json, open_client
+    from lstrace._client import open_client
     from lstrace._delivery import worker as worker_mod
     from lstrace._delivery.projects import ProjectCache
+    from lstrace._delivery.sender import Sender
     from lstrace._delivery.spool import Spool
     from lstrace._delivery.stats import Counters
-    from lstrace._delivery.task import build_task
     from lstrace._labelconfig import Target
 
     lstrace.configure(spool_path=Path(tempfile.mkdtemp()) / "spool.sqlite3")
@@ -164,31 +165,27 @@ def main() -> int:  # noqa: PLR0915 - one linear script
     items = [(dest, c) for c in shaped if c is not None]
     client = open_client(args.url, args.token, 120.0)
     project = ProjectCache().resolve(dest, client)
-    target = project.target
-    assert isinstance(target, Target)
-
-    def build(contents: list[Any]) -> list[Any]:
-        return [build_task(c, target) for c in contents]
-
-    def encode(tasks: list[Any]) -> list[bytes]:
-        return [encode_json(t) for t in tasks]
-
-    kept = [c for _, c in items]
-    results["task build (build_task)"] = measure(lambda: build(kept), n, reps)
-    built = build(kept)
-    results["encode (encode_json)"] = measure(lambda: encode(built), n, reps)
-    bodies: list[bytes | None] = []
+    assert isinstance(project.target, Target)
+    sender = Sender(
+        spool,
+        counters,
+        batch_size=n,
+        max_batch_bytes=8_000_000,
+        request_timeout=120.0,
+        max_backoff=60.0,
+        keys={},
+    )
 
     def insert() -> None:
         for start in range(0, len(items), chunk):
-            spool.add(items[start : start + chunk], bodies[start : start + chunk])
+            spool.add(items[start : start + chunk])
 
     def reset_runs() -> None:  # a fresh run id each repetition: the spool ignores duplicates
         for c in shaped:
             assert c is not None
             c["run_id"] = str(uuid.uuid4())
 
-    insert_times, take_times, delete_times, http_times = [], [], [], []
+    insert_times, take_times, build_times, delete_times, http_times = [], [], [], [], []
 
     def send(ids: list[int], bodies: list[bytes]) -> None:
         spool.mark_attempt(ids, maybe_sent=True)
@@ -196,16 +193,17 @@ def main() -> int:  # noqa: PLR0915 - one linear script
 
     for _ in range(reps):
         reset_runs()
-        bodies[:] = encode(build(kept))
         insert_times.append(timed(insert, n)[1])
-        rows, us = timed(lambda: [(r.id, r.task) for r in spool.take(dest, n)], n)
+        rows, us = timed(lambda: spool.take(dest, n), n)
         take_times.append(us)
-        ids = [i for i, _ in rows]
-        stored = [b for _, b in rows if b is not None]
-        http_times.append(timed(partial(send, ids, stored), n)[1])
+        units, us = timed(partial(sender._units, dest, project, rows), n)
+        build_times.append(us)
+        ids = [r.id for r in rows]
+        http_times.append(timed(partial(send, ids, [u.body for u in units]), n)[1])
         delete_times.append(timed(partial(spool.delete, ids), n)[1])
     results["spool insert (Spool.add)"] = insert_times
-    results["take (Spool.take: stored bodies)"] = take_times
+    results["take (Spool.take)"] = take_times
+    results["task build at send (Sender._units)"] = build_times
     results["HTTP (mark attempt + import_tasks)"] = http_times
     results["delete (Spool.delete)"] = delete_times
     client.close()

@@ -1,6 +1,7 @@
-"""The spool stores each call's import body, built once when the call is spooled.
+"""What the spool stores for a call: its content only, built into a task when it is sent.
 
-The sender sends that body as stored when the project's target is the one the body was
+An earlier lstrace stored the import body beside the content (the ``task`` column); the
+sender still sends such a body as stored when the project's target is the one it was
 built for, and builds the task from the stored content otherwise (a project whose config
 differs, a bare project_id, a pair). Offline: no key is given, so nothing is sent.
 """
@@ -33,24 +34,20 @@ def stored_tasks(path: Path) -> list[bytes | None]:
 
 
 @pytest.mark.parametrize("mode", ["chat", "prompt"])
-def test_a_spooled_call_holds_its_import_body_for_the_default_config(
+def test_a_spooled_call_holds_its_content_only(
     mode: Mode, lstrace_state: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each spooled call of a mode's default project carries the JSON its import sends:
-    the task built from its stored content for that mode's target, encoded once."""
+    """A spooled call of a mode's default project is its content alone: no import body
+    beside it (that doubled every row, and SQLite's cost per row grows with its size).
+    The sender builds the task for the project's target from it (below)."""
     monkeypatch.delenv("LABEL_STUDIO_API_KEY")
     llm = FakeListLLM(responses=["first answer", "second answer"])
     with lstrace.ls_session(project_name="spool format", mode=mode):
         llm.invoke("first question")
         llm.invoke("second question")
     contents = spooled(lstrace_state, 2)
-    target = default_target(mode)
-    assert isinstance(target, Target)
-    tasks = stored_tasks(lstrace_state)
-    assert tasks == [_json.encode(build_task(c, target)) for c in contents]
-    assert _json.loads(tasks[1] or b"")["predictions"][0]["result"][0]["value"] == {
-        "text": ["second answer"]
-    }
+    assert [c["responses"] for c in contents] == [["first answer"], ["second answer"]]
+    assert stored_tasks(lstrace_state) == [None, None]
 
 
 def test_a_pairwise_call_is_spooled_without_a_body(

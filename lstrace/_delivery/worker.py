@@ -30,13 +30,11 @@ from typing import TYPE_CHECKING, Any
 from lstrace._capture.record import to_content
 from lstrace._capture.shaping import shape
 from lstrace._capture.trace_record import Step
-from lstrace._client import Connect, encode_json, open_client
+from lstrace._client import Connect, open_client
 from lstrace._delivery import traces as _traces
-from lstrace._delivery.sender import Sender, own_target
+from lstrace._delivery.sender import Sender
 from lstrace._delivery.spool import Spool, SpoolFull, default_path
 from lstrace._delivery.stats import Counters, FlushResult, Loss, Stats
-from lstrace._delivery.task import build_task
-from lstrace._labelconfig import Target
 from lstrace._secrets import Access, redact_url
 
 if TYPE_CHECKING:
@@ -143,7 +141,6 @@ class Worker:
         self._sender: Sender | None = None
         self._spool: Spool | None = None
         self._overflow_lock = threading.Lock()
-        self._targets: dict[str, Target | None] = {}  # per destination: own_target()
         self._refused_kinds: set[str] = set()
         self._spool_error_reported = False
         self._thread = threading.Thread(target=self._run, name="lstrace-sender", daemon=True)
@@ -472,14 +469,12 @@ class Worker:
                 if self._sender is not None:
                     self._sender.note_spooled(dest, n, time.time())
         items: list[tuple[Destination, dict[str, Any]]] = []
-        tasks: list[bytes | None] = []
         calls_only = [c for c in calls if not isinstance(c, Step)]
         for call in calls_only:
             try:
                 content = shape(to_content(call), call.options, self.counters)
                 if content is not None:
                     items.append((call.options.destination, content))
-                    tasks.append(self._prebuild(call.options.destination, content))
             except Exception as exc:
                 logger.exception("lstrace: could not convert the call of run %s", call.run_id)
                 self.counters.lost("convert", detail=type(exc).__name__)
@@ -490,7 +485,10 @@ class Worker:
             refused.append(content)
             self._refused(content, exc)
 
-        added = self._spool.add(items, tasks, refused=refuse) if items else 0
+        # The content alone: the sender builds the task from it when it sends. Storing the
+        # import body beside it doubled every row, and SQLite's cost per row (insert, the
+        # attempt mark, delete) grows with its size more than building the task costs.
+        added = self._spool.add(items, refused=refuse) if items else 0
         self.counters.add("spooled", added)
         if self._sender is not None:
             # by key: hashing a Destination hashes its whole label config, per call
@@ -499,23 +497,6 @@ class Worker:
             kept = [dest.key for dest, content in items if id(content) not in gone]
             for key, n in Counter(kept).items():
                 self._sender.note_spooled(dests[key], min(n, added), time.time())
-
-    def _prebuild(self, dest: Destination, content: dict[str, Any]) -> bytes | None:
-        """The call's import body for its destination's own label config, built once here
-        so the sender sends it as stored (None: the sender builds it, e.g. for a pair, a
-        bare ``project_id``, or a task that cannot be built, which it reports)."""
-        if dest.key not in self._targets:
-            try:
-                self._targets[dest.key] = own_target(dest)
-            except Exception:  # a config the sender will report
-                self._targets[dest.key] = None
-        target = self._targets[dest.key]
-        if target is None:
-            return None
-        try:
-            return encode_json(build_task(content, target))
-        except Exception:  # the sender builds it again, and reports why it cannot
-            return None
 
     def _refused(self, content: dict[str, Any], exc: Exception) -> None:
         """A call the spool could not store (a value JSON cannot hold): counted, and
