@@ -13,7 +13,9 @@ server's answer would be classified as, when a test asks for it:
 - a fault with ``lands_late`` stands for an import held by a slow server or proxy: the
   client times out, and the tasks are stored only when the test calls
   :meth:`FakeLabelStudio.land_late` (after the sender sent them again, say);
-  :meth:`FakeLabelStudio.annotate` gives a stored task an annotation.
+  :meth:`FakeLabelStudio.annotate` gives a stored task an annotation;
+- :meth:`FakeLabelStudio.hold_imports` keeps imports in flight (the request sent, no
+  answer yet) until the test sets the event it returns.
 
 Only failure handling is tested through it: what lstrace sends is checked against
 recorded cassettes, and every path tested here is also proven against a real Label
@@ -110,6 +112,8 @@ class FakeLabelStudio:
         self._faults: deque[Fault | None] = deque()
         self._refused: set[str] = set()
         self._late: list[tuple[int, list[dict[str, Any]]]] = []  # held imports, not stored yet
+        self._gate: threading.Event | None = None  # imports wait for it (hold_imports)
+        self.in_flight = 0  # imports waiting at the gate
         self._ids = iter(range(1, 10**9))
         self._lock = threading.Lock()  # the sender thread and the test both read
 
@@ -124,6 +128,12 @@ class FakeLabelStudio:
         """Any import holding the task of ``run_id`` is refused with a 400."""
         with self._lock:
             self._refused.add(run_id)
+
+    def hold_imports(self) -> threading.Event:
+        """Imports from now on stay in flight until the returned event is set; then each
+        is stored and answered as usual."""
+        gate = self._gate = threading.Event()
+        return gate
 
     def land_late(self) -> int:
         """Store the tasks of every import held so far (``lands_late``), as the slow server
@@ -178,6 +188,11 @@ class FakeLabelStudio:
 
     def _import(self, url: str, project_id: int, bodies: Sequence[bytes]) -> int:
         self._reach(url)
+        gate = self._gate
+        if gate is not None:
+            with self._lock:
+                self.in_flight += 1
+            gate.wait()
         tasks = [json.loads(body) for body in bodies]
         run_ids = tuple(t["data"]["run_id"] for t in tasks)
         with self._lock:

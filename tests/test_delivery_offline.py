@@ -10,6 +10,7 @@ same against a real Label Studio (``tests/live/test_outages.py``).
 
 from __future__ import annotations
 
+import os
 import socket
 import sqlite3
 import stat
@@ -168,3 +169,60 @@ def _child_exit(spool: Path, port: int) -> tuple[str, str]:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     return proc.stdout, proc.stderr
+
+
+def test_exit_line_does_not_call_tasks_undelivered_while_their_import_is_in_flight(
+    server: FakeLabelStudio, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The exit flush gives up while an import is still in flight (issue 12.9: the line
+    said "500 tasks were not yet delivered" for tasks that arrived once the import
+    finished): those tasks may have arrived, and the line says so, and that the next
+    process checks which before sending the rest; tasks never tried are still named as
+    not yet delivered."""
+    _worker.configure(batch_size=30)  # a full batch goes out at once
+    gate = server.hold_imports()
+    capture(30)
+    wait_for(lambda: server.in_flight == 1, "the import to be in flight")
+    capture(5, project="never tried")  # the sender is busy: these wait in the spool
+
+    left = _worker.shutdown(timeout=0.2)
+    gate.set()
+
+    err = capsys.readouterr().err
+    assert left is not None and left.pending == 35
+    (maybe,) = [line for line in err.splitlines() if "may have arrived" in line]
+    assert "30 tasks" in maybe and "checks" in maybe
+    (waiting,) = [line for line in err.splitlines() if "not yet delivered" in line]
+    assert "5 tasks" in waiting and "lstrace sync" in waiting
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+@pytest.mark.parametrize("reaped", [True, False], ids=["reaped", "zombie"])
+def test_a_dead_childs_rows_are_taken_over_by_the_parents_flush(
+    server: FakeLabelStudio, lstrace_state: Path, reaped: bool
+) -> None:
+    """A forked child that dies (``os._exit`` after spooling, nothing sent) leaves its rows
+    in the spool; the parent's next ``flush()`` takes them over and delivers them, without
+    waiting for its next heartbeat (issue 12.9), also while the dead child is a zombie the
+    parent has not reaped yet (its pid still answers ``kill(pid, 0)``)."""
+    capture(1)
+    assert lstrace.flush(timeout=PATIENCE).pending == 0
+    pid = os.fork()
+    if pid == 0:  # the child: spool 20 calls, send none, die without an exit flush
+        try:
+            server.down = True  # the child's copy of the fake: nothing reaches the parent's
+            capture(20, project="child")
+            spooled(lstrace_state, 20, timeout=PATIENCE)
+        finally:
+            os._exit(0)
+    if reaped:
+        os.waitpid(pid, 0)
+    else:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # dead, not reaped: a zombie
+
+    result = lstrace.flush(timeout=PATIENCE)
+
+    if not reaped:
+        os.waitpid(pid, 0)
+    assert result.pending == 0
+    assert len(server.run_ids("child")) == 20

@@ -628,6 +628,13 @@ class Spool:
             args = (self.owner,)
         return self._count(f"live:{mine}", sql, args) + len(self._held)
 
+    def count_maybe_sent(self) -> int:
+        """This process's live rows whose last import attempt may have reached the server
+        (in flight, or failed without an answer); never raises, like :meth:`count`."""
+        held = sum(1 for _, h in self._held_rows() if h.maybe_sent)
+        sql = "SELECT COUNT(*) FROM tasks WHERE dead IS NULL AND owner = ? AND maybe_sent = 1"
+        return self._count("maybe_sent", sql, (self.owner,)) + held
+
     def count_dead(self) -> int:
         """Set-aside rows (all processes); never raises, like :meth:`count`."""
         return self._count("dead", "SELECT COUNT(*) FROM tasks WHERE dead IS NOT NULL")
@@ -851,7 +858,17 @@ def _alive(pid: int, host: str) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A process that ended and that its parent has not reaped yet: its pid still answers
+    ``kill(pid, 0)`` (Linux: the state in ``/proc/<pid>/stat``; elsewhere, False)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_bytes().rpartition(b")")[2].split()[:1]
+    except OSError:
+        return False
+    return state in ([b"Z"], [b"X"])
 
 
 def _remember(db: sqlite3.Connection, dests: dict[str, Destination]) -> None:

@@ -11,6 +11,7 @@ at interpreter exit a bounded flush runs and says what is left.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import multiprocessing.util
 import os
@@ -73,6 +74,9 @@ class Leftover:
     in_memory: int  # captured calls the spooler could not write before the end
     spool_path: Path | None  # None: only the in-memory fallback spool held them
     unpaired: int = 0  # pairwise calls without a partner, set aside as the process ended
+    # of in_spool: tasks whose import was in flight (or failed without an answer) when the
+    # flush gave up, so they may have arrived
+    maybe_arrived: int = 0
 
     @property
     def pending(self) -> int:
@@ -95,11 +99,21 @@ class Leftover:
                 "LSTRACE_SPOOL_PATH or lstrace.configure(spool_path=...) to a writable file."
             )
         elif self.in_spool:
-            lines.append(
-                f"lstrace: {self.in_spool} tasks were not yet delivered to Label Studio; they "
-                f"wait in the spool at {self.spool_path} and will be sent the next time "
-                "lstrace runs, or now with `lstrace sync`."
-            )
+            unsent = self.in_spool - self.maybe_arrived
+            if unsent:
+                lines.append(
+                    f"lstrace: {unsent} tasks were not yet delivered to Label Studio; they "
+                    f"wait in the spool at {self.spool_path} and will be sent the next time "
+                    "lstrace runs, or now with `lstrace sync`."
+                )
+            if self.maybe_arrived:
+                lines.append(
+                    f"lstrace: {self.maybe_arrived} tasks may have arrived in Label Studio: "
+                    "their import was still in flight (or failed without an answer) when "
+                    f"lstrace stopped waiting. They stay in the spool at {self.spool_path}; "
+                    "the next process that uses lstrace, or `lstrace sync`, checks which "
+                    "arrived before sending the rest."
+                )
         if self.in_memory:
             lines.append(
                 f"lstrace: {self.in_memory} captured calls could not be written to the spool "
@@ -197,6 +211,10 @@ class Worker:
         that is pending are pairwise calls waiting for a partner (nothing can be sent)."""
         deadline = time.time() + max(0.0, timeout)
         self.ready.wait(max(0.0, timeout))
+        # Rows that ended processes left for these servers are taken over now rather than
+        # at the next heartbeat (up to 10 s away), so this flush sends and counts them.
+        with contextlib.suppress(sqlite3.Error):  # reported by the sender; flush never raises
+            self.take_over()
         # Everything captured before flush() goes to the spool first, so it leaves in as few
         # imports as possible rather than in whatever part the spooler had reached.
         self._queued.set()
@@ -297,10 +315,13 @@ class Worker:
                 self.counters.lost("unpaired", len(lonely))
                 unpaired = len(lonely)
         in_spool = spool.count(mine=True) if spool is not None else 0
+        maybe = min(in_spool, spool.count_maybe_sent()) if spool is not None and in_spool else 0
         if spool is not None and stopped:
             spool.release()
         # what is still in memory only if the spooler could not finish: said, not hidden
-        return Leftover(flushed.delivered, in_spool, len(self.queue), self.spool_path, unpaired)
+        return Leftover(
+            flushed.delivered, in_spool, len(self.queue), self.spool_path, unpaired, maybe
+        )
 
     def discard(self) -> None:
         """Stop without sending (tests); the spooled rows stay for the next process."""
