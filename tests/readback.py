@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from label_studio_sdk import LabelStudio
 
@@ -65,24 +65,32 @@ def project_id(title: str) -> int:
     return ids[0]
 
 
-def tasks(project: int | str) -> list[dict[str, Any]]:
+class Task(TypedDict):
+    """A task as Label Studio stored it."""
+
+    id: int
+    data: dict[str, Any]
+    predictions: list[dict[str, Any]]  # each {"model_version", "result"}
+
+
+def tasks(project: int | str) -> list[Task]:
     """The tasks of a project (by id, or by exact title) as ``{"id", "data", "predictions"}``."""
     pid = project if isinstance(project, int) else project_id(project)
-    found = []
+    found: list[Task] = []
     for task in sdk_tasks(pid):
         predictions = [
             {"model_version": p.model_version, "result": p.result} for p in task.predictions or []
         ]
-        found.append({"id": task.id, "data": dict(task.data), "predictions": predictions})
+        found.append({"id": known(task.id), "data": dict(task.data), "predictions": predictions})
     return found
 
 
-def responses(task: dict[str, Any]) -> list[str]:
+def responses(task: Task) -> list[str]:
     """The texts of a task's first prediction."""
     return [t for r in task["predictions"][0]["result"] for t in r["value"]["text"]]
 
 
-def by_prompt(project: int | str) -> dict[str, dict[str, Any]]:
+def by_prompt(project: int | str) -> dict[str, Task]:
     """A project's tasks keyed by their prompt text (``data.prompt``)."""
     return {str(t["data"]["prompt"]): t for t in tasks(project)}
 
@@ -95,6 +103,14 @@ def label_config(project: int) -> str:
 def create_project(title: str, label_config: str) -> int:
     """Create a project the way a user would in the UI; returns its id."""
     return known(client().projects.create(title=title, label_config=label_config).id)
+
+
+def import_tasks(project: int, tasks: list[dict[str, Any]]) -> None:
+    """Import ``tasks`` (dicts in Label Studio's import format) as a user's script would."""
+    # label-studio-sdk types ``request`` as Sequence[ImportApiRequest], its pydantic model,
+    # yet sends plain dicts as given (as its own examples do); the stubs are wrong here.
+    sdk = client()
+    sdk.projects.import_tasks(id=project, request=tasks, return_task_ids=True)  # type: ignore[arg-type]
 
 
 # Tasks confirmed per spool (one per test) up to the last flushed() check.

@@ -227,9 +227,7 @@ def test_config_without_textarea_exits_2(capsys: pytest.CaptureFixture[str]) -> 
         '<Choices name="ok" toName="prompt"><Choice value="yes"/></Choices></View>'
     )
     project = readback.create_project("CLI no textarea", config)
-    readback.client().projects.import_tasks(
-        id=project, request=[{"data": {"prompt": "hi"}}], return_task_ids=True
-    )
+    readback.import_tasks(project, [{"data": {"prompt": "hi"}}])
     [task] = readback.tasks(project)
     annotate(task["id"], [choices(["yes"], "ok", "prompt")])
     code, _, err = run(capsys, "export", "--project", str(project), "--format", "ratings")

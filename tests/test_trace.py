@@ -58,12 +58,12 @@ def weather_agent(*replies: AIMessage | str, tools: list[Any] | None = None) -> 
     return create_agent(model, tools=tools or [get_weather], system_prompt="You are a weather bot.")
 
 
-def only_task(project: str) -> dict[str, Any]:
+def only_task(project: str) -> readback.Task:
     [task] = readback.tasks(project)
     return task
 
 
-def who(task: dict[str, Any]) -> list[str]:
+def who(task: readback.Task) -> list[str]:
     """The speaker labels of the trajectory, timings left out."""
     return [
         turn["who"].split(" · ")[0] if turn["who"][0].isdigit() else turn["who"]
