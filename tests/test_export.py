@@ -27,6 +27,7 @@ from langchain_core.language_models import FakeListChatModel, FakeListLLM
 import lstrace
 from lstrace import templates
 from lstrace._export import incremental
+from lstrace._export.annotations import review_task
 from lstrace._export.server import ReadClient
 from lstrace._export.snapshot import SnapshotRefused
 from lstrace.export import BadRequest, ExportResult, NothingToExport, export_project
@@ -304,10 +305,8 @@ def test_duplicate_run_ids_export_once(tmp_path: Path) -> None:
     seed_prompt_project("Export dedupe")
     project = readback.project_id("Export dedupe")
     original = next(t for t in readback.tasks(project) if UUID(t["data"]["run_id"]).int == 1)
-    readback.client().projects.import_tasks(
-        id=project,
-        request=[{"data": original["data"], "predictions": original["predictions"]}],
-        return_task_ids=True,
+    readback.import_tasks(
+        project, [{"data": original["data"], "predictions": original["predictions"]}]
     )
     copy = max(t["id"] for t in readback.tasks(project))
     annotate(copy, [textarea("Paris (copy)."), rating(3)])
@@ -528,11 +527,6 @@ def test_a_server_refusing_snapshots_is_read_page_by_page(
     assert out.read_text(encoding="utf-8") == by_snapshots
 
 
-def server_tasks(project: int) -> dict[int, str]:
-    """updated_at of every task of the project, by task id."""
-    return {t.id: t.updated_at for t in readback.client().tasks.list(project=project)}
-
-
 def test_since_last_reads_only_what_changed_and_writes_the_whole_dataset(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -570,7 +564,7 @@ def test_since_last_reads_only_what_changed_and_writes_the_whole_dataset(
     assert (third.read_tasks, third.rows) == (0, 6)
 
     readback.client().annotations.delete(id=own_6.id)
-    readback.client().tasks.delete(id=task[7])
+    readback.client().tasks.delete(id=str(task[7]))  # the SDK types a task id as str
     fourth = export_project(project, "sft", out, since="last")
     assert fourth.rows == 4 and "dropped 2 no longer annotated" in fourth.read
     export_project(project, "sft", full)
@@ -603,7 +597,7 @@ def test_an_interrupted_since_last_export_resumes(
     project = readback.project_id("Export resume")
     out = tmp_path / "sft.jsonl"
     monkeypatch.setattr(incremental, "CHUNK", 2)
-    real = incremental.review_task
+    real = review_task  # what incremental calls, under the same name
     calls = []
 
     def interrupted(*args: Any) -> Any:
@@ -688,9 +682,7 @@ def test_config_without_textarea_is_a_bad_request(tmp_path: Path) -> None:
         '<Choices name="ok" toName="prompt"><Choice value="yes"/></Choices></View>'
     )
     project = readback.create_project("Export no textarea", config)
-    readback.client().projects.import_tasks(
-        id=project, request=[{"data": {"prompt": "hi"}}], return_task_ids=True
-    )
+    readback.import_tasks(project, [{"data": {"prompt": "hi"}}])
     [task] = readback.tasks(project)
     annotate(task["id"], [choices(["yes"], "ok", "prompt")])
     with pytest.raises(BadRequest, match=r"has no TextArea.*<TextArea"):

@@ -158,28 +158,28 @@ def test_only_a_refusal_before_any_task_was_read_falls_back_to_pages() -> None:
     refused = SnapshotRefused("Label Studio at x answered 405 while trying to create one")
     reader = FakeReader({"skips": [], "submitted": [{"id": 1}, {"id": 2}]}, refused)
     reading = Reading()
-    assert [t["id"] for _, t in annotated(reader, 3, reading)] == [1, 2]  # type: ignore[arg-type]
+    assert [t["id"] for _, t in annotated(reader, 3, reading)] == [1, 2]
     assert (reading.way, reading.fallback_reason, reader.pages) == ("pages", str(refused), 1)
 
     reader = FakeReader({"skips": [{"id": 1}], "submitted": [{"id": 2}]}, refused)
-    tasks = [t["id"] for _, t in annotated(reader, 3, Reading())]  # type: ignore[arg-type]
+    tasks = [t["id"] for _, t in annotated(reader, 3, Reading())]
     assert tasks == [1, 2] and reader.deleted == [1]  # the skips' snapshot, read, not yielded
 
     lost = ServerUnreachable("cannot reach Label Studio at x")
     reader = FakeReader({"skips": [], "submitted": [{"id": 2}]}, lost)
     with pytest.raises(ServerUnreachable, match="cannot reach"):
-        list(annotated(reader, 3, Reading()))  # type: ignore[arg-type]
+        list(annotated(reader, 3, Reading()))
     assert reader.pages == 0
 
 
 def test_tasks_are_handed_on_in_id_order_whatever_order_the_server_wrote() -> None:
     """A server on PostgreSQL writes a snapshot in no particular order: the read hands on
     the tasks of both snapshots sorted by id (each once, whole), as paging would."""
-    skips = [{"id": 9, "annotations": [{"was_cancelled": True}]}, {"id": 2}]
+    skips: list[dict[str, Any]] = [{"id": 9, "annotations": [{"was_cancelled": True}]}, {"id": 2}]
     submitted = [{"id": i, "data": {"prompt": f"q{i}", "score": i / 4}} for i in (7, 1, 12, 3)]
     reader = FakeReader({"skips": skips, "submitted": submitted}, fail=None)
     reading = Reading()
-    tasks = [t for _, t in annotated(reader, 3, reading)]  # type: ignore[arg-type]
+    tasks = [t for _, t in annotated(reader, 3, reading)]
     assert [t["id"] for t in tasks] == [1, 2, 3, 7, 9, 12]
     assert tasks[0] == submitted[1] and tasks[4] == skips[0]
     assert (reading.way, reading.tasks, reader.pages, reader.deleted) == ("snapshots", 6, 0, [1, 2])

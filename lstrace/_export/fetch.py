@@ -8,18 +8,24 @@ a task into a page already read nor make one appear twice.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from lstrace._export.server import ReadClient
+    from lstrace._client import TaskPage
 
 PAGE_SIZE = 100  # the server's default page size
 
 ProgressFn = Callable[[int, int], None]  # (tasks read so far, tasks in all)
 
 
+class TaskPages(Protocol):
+    """The one call a page-by-page read makes (:class:`~lstrace._export.server.ReadClient`'s)."""
+
+    def task_page(self, project_id: int, query: Mapping[str, Any], page_size: int) -> TaskPage: ...
+
+
 def annotated_tasks(
-    client: ReadClient,
+    client: TaskPages,
     project_id: int,
     *,
     after_id: int = 0,

@@ -16,15 +16,25 @@ import tempfile
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
-from lstrace._export.fetch import PAGE_SIZE, annotated_tasks
-from lstrace._export.server import ReadClient
-from lstrace._export.snapshot import SKIPS_ONLY, SUBMITTED, SnapshotRefused, snapshot_tasks
+from lstrace._export.fetch import PAGE_SIZE, TaskPages, annotated_tasks
+from lstrace._export.snapshot import (
+    SKIPS_ONLY,
+    SUBMITTED,
+    SnapshotRefused,
+    SnapshotServer,
+    snapshot_tasks,
+)
 
 logger = logging.getLogger("lstrace")
 
 ProgressFn = Callable[[int, int], None]  # (tasks read so far, tasks known to come in all)
+
+
+class Reader(SnapshotServer, TaskPages, Protocol):
+    """What a read asks of the server (:class:`~lstrace._export.server.ReadClient` does it):
+    export snapshots, else pages of tasks."""
 
 
 @dataclass
@@ -38,7 +48,7 @@ class Reading:
 
 
 def annotated(
-    client: ReadClient,
+    client: Reader,
     project_id: int,
     reading: Reading,
     *,
@@ -75,7 +85,7 @@ def annotated(
 
 
 def _snapshots(
-    client: ReadClient, project_id: int, reading: Reading, on_progress: ProgressFn | None
+    client: Reader, project_id: int, reading: Reading, on_progress: ProgressFn | None
 ) -> Iterator[dict[str, Any]]:
     """Both snapshots' tasks, in id order. The server writes a snapshot in whatever order
     its database hands out the ids (on PostgreSQL, none in particular), so every task waits

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 import ijson
@@ -83,7 +83,7 @@ def snapshot_tasks(
     task_filter: Mapping[str, Any],
     on_built: Callable[[int], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
-) -> Iterator[dict[str, Any]]:
+) -> Generator[dict[str, Any], None, None]:
     """The tasks ``task_filter`` selects (:data:`SKIPS_ONLY` or :data:`SUBMITTED`), from one
     snapshot deleted once read; ``on_built`` hears how many tasks it holds. Raises
     :class:`ExportError` when the server cannot make or serve the snapshot."""
