@@ -23,12 +23,22 @@ from lstrace._delivery import worker as _worker
 from tests.fakeclient import KEY, URL, FakeLabelStudio
 
 
+class Recording(logging.Handler):
+    """Keeps every record it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 def main() -> None:
     spool, calls = Path(sys.argv[1]), int(sys.argv[2])
     url, key, title = sys.argv[3:6] if len(sys.argv) > 3 else (URL, KEY, "full disk")
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
+    handler = Recording()
+    records = handler.records
     logging.getLogger("lstrace").addHandler(handler)
     server = FakeLabelStudio()
     if url == URL:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import multiprocessing
 import sys
+from multiprocessing.context import ForkContext, ForkServerContext, SpawnContext
 from pathlib import Path
-from typing import Any
 
 from langchain_core.language_models import FakeListLLM
 
@@ -40,8 +40,10 @@ def work(calls: int) -> None:
         llm.invoke(f"question {n}")
 
 
-def main(method: str, calls: int) -> Any:
-    child = multiprocessing.get_context(method).Process(target=work, args=(calls,))
+def main(method: str, calls: int) -> int | None:
+    context = multiprocessing.get_context(method)
+    assert isinstance(context, (ForkContext, ForkServerContext, SpawnContext)), method
+    child = context.Process(target=work, args=(calls,))
     child.start()
     child.join()
     return child.exitcode

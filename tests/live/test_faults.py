@@ -17,14 +17,18 @@ pytestmark = pytest.mark.live
 
 IMPORT = "/import"
 
+
+def _fail_import_then_lookup(proxy: FaultProxy) -> None:
+    """A 502 after the import arrived, then a 500 for the exactly-once look-up."""
+    proxy.fail_next(1, 502, after_forward=True, path=IMPORT)
+    proxy.fail_next(1, 500, path="/api/tasks")
+
+
 # name -> how to break the first import (or lookup) of the run
 FAULTS: dict[str, Callable[[FaultProxy], None]] = {
     "500-before-forward": lambda p: p.fail_next(2, 500, path=IMPORT),
     "500-after-forward": lambda p: p.fail_next(1, 500, after_forward=True, path=IMPORT),
-    "502-after-forward-and-lookup-fails": lambda p: (
-        p.fail_next(1, 502, after_forward=True, path=IMPORT),
-        p.fail_next(1, 500, path="/api/tasks"),
-    ),
+    "502-after-forward-and-lookup-fails": _fail_import_then_lookup,
     "drop-before-forward": lambda p: p.drop_next(1, path=IMPORT),
     "drop-after-forward": lambda p: p.drop_next(1, after_forward=True, path=IMPORT),
     "slow-answer-client-times-out": lambda p: p.delay_next(1, 6.0, path=IMPORT),

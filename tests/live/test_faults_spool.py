@@ -35,11 +35,12 @@ def test_bad_values_cost_only_their_call_and_surrogates_are_repaired(
     llm = FakeListLLM(responses=["fine", "bad \ud800 answer", "fine"])
     good = [str(uuid.uuid4()) for _ in range(4)]
     with lstrace.ls_session(project_name=title):
-        llm.invoke("plain", config={"run_id": good[0]})
-        llm.invoke("response case", config={"run_id": good[1]})
-        llm.invoke("prompt \udfff case", config={"run_id": good[2]})
-        llm.invoke("metadata", config={"run_id": good[3], "metadata": {"k": "v\ud83d"}})
-        llm.invoke("bytes", config={"tags": [b"x"]})  # type: ignore[list-item]
+        llm.invoke("plain", config={"run_id": uuid.UUID(good[0])})
+        llm.invoke("response case", config={"run_id": uuid.UUID(good[1])})
+        llm.invoke("prompt \udfff case", config={"run_id": uuid.UUID(good[2])})
+        llm.invoke("metadata", config={"run_id": uuid.UUID(good[3]), "metadata": {"k": "v\ud83d"}})
+        # bytes where LangChain types str: a value JSON cannot hold, the test's point
+        llm.invoke("bytes", config={"tags": [b"x"]})  # type: ignore[arg-type]
     result = lstrace.flush(60)
     stats = lstrace.stats()
     assert result.pending == 0
@@ -100,7 +101,7 @@ def test_a_deleted_spool_neither_raises_nor_stops_delivery(
     with lstrace.ls_session(project_name=title):
         sent = [str(uuid.uuid4()) for _ in range(20)]
         for run_id in sent:
-            llm.invoke("wait for me", config={"run_id": run_id})
+            llm.invoke("wait for me", config={"run_id": uuid.UUID(run_id)})
     for path in tmp_path.glob("deleted.sqlite3*"):
         path.unlink()
     errors: list[BaseException] = []
