@@ -13,6 +13,10 @@ LstraceError                   base of everything lstrace raises at you
 DeliveryFailure (Exception)    internal: one failed request to Label Studio, classified
                                by the client for the sender's retry policy (never raised
                                into user code; the export turns it into an ExportError)
+SnapshotRefused (Exception)    internal: the server would not make or serve an export
+                               snapshot; the export reads page by page instead
+SpoolFull (Exception)          internal: a row neither the spool file nor its memory bound
+                               could take; counted as failed (``spool_full``)
 
 Every message is one line that says what to fix; none contains the API key. The exit
 codes of the ``lstrace`` command are :data:`EXIT_CODES`, derived from this tree.
@@ -145,3 +149,12 @@ class DeliveryFailure(Exception):
         if self.status is not None:
             return f"{self.kind.value}:{self.status}"
         return self.kind.value
+
+
+class SnapshotRefused(Exception):
+    """The server answered, but would not make or serve a snapshot (an old or restricted
+    server, a key that may read tasks but not export): the read goes page by page."""
+
+
+class SpoolFull(Exception):
+    """A row neither the spool file nor the memory bound could take."""

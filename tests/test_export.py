@@ -26,10 +26,10 @@ from langchain_core.language_models import FakeListChatModel, FakeListLLM
 
 import lstrace
 from lstrace import templates
+from lstrace._errors import SnapshotRefused
 from lstrace._export import incremental
 from lstrace._export.annotations import review_task
 from lstrace._export.server import ReadClient
-from lstrace._export.snapshot import SnapshotRefused
 from lstrace.export import BadRequest, ExportResult, NothingToExport, export_project
 from tests import readback
 

@@ -13,12 +13,11 @@ from typing import Any
 import pytest
 
 from lstrace._client import TaskPage
-from lstrace._errors import ServerUnreachable
+from lstrace._errors import ServerUnreachable, SnapshotRefused
 from lstrace._export.read import Reading, annotated
 from lstrace._export.snapshot import (
     SKIPS_ONLY,
     SUBMITTED,
-    SnapshotRefused,
     SnapshotServer,
     parse_tasks,
 )

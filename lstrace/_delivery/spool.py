@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lstrace._errors import SpoolFull
 from lstrace._json import dumps, loads
 from lstrace._options import Destination
 
@@ -206,10 +207,6 @@ def default_path() -> Path:
 
 HELD_MAX_BYTES = 64_000_000  # rows kept in memory while the spool cannot be written
 HELD_RETRY_S = 5.0  # how often writing to the file is tried again meanwhile
-
-
-class SpoolFull(Exception):
-    """A row neither the file nor the memory bound could take."""
 
 
 @dataclass

@@ -34,8 +34,9 @@ from lstrace._capture.trace_record import Step
 from lstrace._client import Connect, open_client
 from lstrace._delivery import traces as _traces
 from lstrace._delivery.sender import Sender
-from lstrace._delivery.spool import Spool, SpoolFull, default_path
+from lstrace._delivery.spool import Spool, default_path
 from lstrace._delivery.stats import Counters, FlushResult, Loss, Stats
+from lstrace._errors import SpoolFull
 from lstrace._secrets import Access, redact_url
 
 if TYPE_CHECKING:

@@ -18,14 +18,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
+from lstrace._errors import SnapshotRefused
 from lstrace._export.fetch import PAGE_SIZE, TaskPages, annotated_tasks
-from lstrace._export.snapshot import (
-    SKIPS_ONLY,
-    SUBMITTED,
-    SnapshotRefused,
-    SnapshotServer,
-    snapshot_tasks,
-)
+from lstrace._export.snapshot import SKIPS_ONLY, SUBMITTED, SnapshotServer, snapshot_tasks
 
 logger = logging.getLogger("lstrace")
 

@@ -21,9 +21,9 @@ from lstrace._errors import (
     ExportError,
     FailureKind,
     ServerUnreachable,
+    SnapshotRefused,
 )
 from lstrace._export.fetch import with_after_id
-from lstrace._export.snapshot import SnapshotRefused
 
 T = TypeVar("T")
 

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import ijson
 
-from lstrace._errors import ExportError, ServerUnreachable
+from lstrace._errors import ExportError, ServerUnreachable, SnapshotRefused
 
 logger = logging.getLogger("lstrace")
 
@@ -40,11 +40,6 @@ SERIALIZATION = {
 }
 POLL_S = (0.2, 5.0)  # first and longest wait between looks at a snapshot still being built
 BUILD_TIMEOUT_S = 3 * 3600.0  # the server gives its background export job 3 hours
-
-
-class SnapshotRefused(Exception):
-    """The server answered, but would not make or serve a snapshot (an old or restricted
-    server, a key that may read tasks but not export): the read goes page by page."""
 
 
 class SnapshotServer(Protocol):
