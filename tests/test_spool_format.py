@@ -134,3 +134,23 @@ def test_a_spool_written_before_the_body_column_is_still_read(tmp_path: Path) ->
     [row] = spool.take(dest, 10)
     assert (row.task, row.content) == (None, {"run_id": "r1", "prompt": "old"})
     spool.close()
+
+
+def test_the_sender_is_woken_only_when_a_destination_becomes_due_sooner(tmp_path: Path) -> None:
+    """The spooler wakes the sender for a destination's first rows (a new due time) and
+    when its batch fills, not for every chunk in between (the sender sleeps until then)."""
+    dest = Destination("http://127.0.0.1:1", None, "wake", DEFAULT_CONFIGS["chat"], "chat")
+    spool = Spool(tmp_path / "spool.sqlite3", uuid.uuid4().hex)
+    sender = Sender(
+        spool,
+        Counters(),
+        batch_size=10,
+        max_batch_bytes=1_000_000,
+        request_timeout=1.0,
+        max_backoff=1.0,
+        keys={},
+    )
+    woken = [sender.note_spooled(dest, n, 0.0) for n in (0, 4, 4, 4, 4)]
+    assert woken == [False, True, False, True, False]  # nothing; first rows; 8; 12 >= 10; 16
+    assert sender.waiting() == 16
+    spool.close()

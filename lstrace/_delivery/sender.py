@@ -140,16 +140,20 @@ class Sender:
             self._backlog = {k: Backlog(d, n, oldest) for k, (d, n, oldest) in found.items()}
         self.repair.reload()
 
-    def note_spooled(self, dest: Destination, added: int, created: float) -> None:
-        """The spooler stored ``added`` new rows for ``dest`` (called from its thread)."""
+    def note_spooled(self, dest: Destination, added: int, created: float) -> bool:
+        """The spooler stored ``added`` new rows for ``dest`` (called from its thread).
+        True when that makes the destination due sooner than the sender last computed (its
+        first rows, or its batch now full): only then does the sender need waking."""
         if added <= 0:
-            return
+            return False
         with self._backlog_lock:
             entry = self._backlog.get(dest.key)
             if entry is None:
                 self._backlog[dest.key] = Backlog(dest, added, created)
-            else:
-                entry.count += added
+                return True
+            before = entry.count
+            entry.count += added
+            return before < self.batch_size <= entry.count
 
     def waiting(self) -> int:
         """Rows this process still has to deliver, as the backlog counts them (no query)."""

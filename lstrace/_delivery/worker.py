@@ -462,14 +462,18 @@ class Worker:
                 with self._handoff:  # popped, committed and no longer in flight at one moment
                     self._in_flight = min(todo, SPOOL_CHUNK)
                     calls = [queue.popleft() for _ in range(self._in_flight)]
-                    self._store(calls)
+                    due_sooner = self._store(calls)
                     todo -= self._in_flight
                     self._in_flight = 0
             finally:
                 if self._in_flight:
                     todo -= self._in_flight
                     self._in_flight = 0
-            self._wake.set()  # the sender decides whether a batch is due
+            # Woken only when a destination became due sooner (its first rows, a full
+            # batch) or a flush sends everything: otherwise the sender already sleeps until
+            # the batch is due, and a wake-up per chunk cost a thread switch for nothing.
+            if due_sooner or self._flushing:
+                self._wake.set()
 
     def sweep_traces(self) -> int:
         """Traces that will not end (their process is gone, or idle too long) become tasks;
@@ -483,13 +487,16 @@ class Worker:
                 self._sender.note_spooled(dest, n, time.time())
         return sum(added.values())
 
-    def _store(self, calls: list[CapturedCall | Step]) -> None:
+    def _store(self, calls: list[CapturedCall | Step]) -> bool:
+        """Convert and spool ``calls``; True when a destination became due sooner (see
+        :meth:`Sender.note_spooled`)."""
         assert self._spool is not None
+        due_sooner = False
         steps = [c for c in calls if isinstance(c, Step)]
         if steps:  # trace mode: steps are spooled as they come, a task when the root ends
             for dest, n in _traces.store(self._spool, steps, self.counters).items():
                 if self._sender is not None:
-                    self._sender.note_spooled(dest, n, time.time())
+                    due_sooner |= self._sender.note_spooled(dest, n, time.time())
         items: list[tuple[Destination, dict[str, Any]]] = []
         calls_only = [c for c in calls if not isinstance(c, Step)]
         for call in calls_only:
@@ -518,7 +525,8 @@ class Worker:
             gone = {id(c) for c in refused}  # not stored: not waiting either
             kept = [dest.key for dest, content in items if id(content) not in gone]
             for key, n in Counter(kept).items():
-                self._sender.note_spooled(dests[key], min(n, added), time.time())
+                due_sooner |= self._sender.note_spooled(dests[key], min(n, added), time.time())
+        return due_sooner
 
     def _refused(self, content: dict[str, Any], exc: Exception) -> None:
         """A call the spool could not store (a value JSON cannot hold): counted, and
@@ -547,7 +555,8 @@ class Worker:
         with self._overflow_lock:
             self.counters.add("overflowed")
             try:
-                self._store([call])
+                if self._store([call]):
+                    self._wake.set()
             except Exception as exc:  # never into the app: counted, like any call lost here
                 self.counters.lost("convert", detail=type(exc).__name__)
 
