@@ -291,3 +291,32 @@ def test_status_shows_unfinished_traces_and_sync_sends_those_of_ended_processes(
     assert lines[1].endswith(
         f"1 unfinished traces (1 steps) for project {title!r} on {url}: still running"
     )
+
+
+def test_a_step_json_cannot_hold_costs_only_itself(lstrace_state: Path) -> None:
+    """Trace mode (issue 12.1): a tool step whose input holds bytes cannot be stored as
+    JSON. It alone is left out, counted as failed (convert, with the error's name); the
+    steps before and after it in the same spool chunk, and the trace's task, are kept."""
+
+    @tool
+    def store_blob(data: Any) -> str:
+        """Stores a blob."""
+        return "stored"
+
+    llm = FakeListLLM(responses=["first", "second"])
+
+    @lstrace.ls_track(project_name="trace: bytes", mode="trace")
+    def agent() -> str:
+        llm.invoke("before")
+        store_blob.invoke({"data": b"\x00raw"})
+        return llm.invoke("after")
+
+    assert agent() == "second"
+    [row] = spooled(lstrace_state, 1)
+    assert [(s["kind"], s["output"]["content"]) for s in row["steps"]] == [
+        ("model", "first"),
+        ("model", "second"),
+    ]
+    stats = lstrace.stats()
+    assert stats.failed_by_reason == {"convert:TypeError": 1}
+    assert stats.captured == 1 and stats.spooled == 1

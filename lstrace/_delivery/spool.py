@@ -724,14 +724,25 @@ class Spool:
 
     # -- trace steps (trace mode) ---------------------------------------------------
 
-    def add_steps(self, items: Iterable[tuple[Destination, str, int, dict[str, Any]]]) -> int:
-        """Spool steps of open traces (``dest``, root run id, sequence, content)."""
+    def add_steps(
+        self,
+        items: Iterable[tuple[Destination, str, int, dict[str, Any]]],
+        refused: Callable[[dict[str, Any], Exception], None] | None = None,
+    ) -> int:
+        """Spool steps of open traces (``dest``, root run id, sequence, content). A step
+        that cannot be stored costs only itself, as in :meth:`add` (``refused``)."""
         now = time.time()
         dests: dict[str, Destination] = {}
         rows = []
         for dest, root, seq, content in items:
+            try:
+                rows.append((dest.key, root, seq, json.dumps(content), now, self.owner))
+            except Exception as exc:
+                if refused is None:
+                    raise
+                refused(content, exc)
+                continue
             dests[dest.key] = dest
-            rows.append((dest.key, root, seq, json.dumps(content), now, self.owner))
         if not rows:
             return 0
         with self._tx() as db:

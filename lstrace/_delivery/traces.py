@@ -15,7 +15,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +35,15 @@ TRACE_MAX_CHARS = 2_000_000  # step text kept per trace; past it steps show a ma
 OMITTED = "[... step omitted by lstrace: the trace is over {limit:,} characters ...]"
 
 
-def store(spool: Spool, steps: Sequence[Step], counters: Counters) -> dict[Destination, int]:
-    """Spool ``steps`` in order; an ``end`` step turns its trace into one task row.
+def store(
+    spool: Spool,
+    steps: Sequence[Step],
+    counters: Counters,
+    refused: Callable[[dict[str, Any], Exception], None] | None = None,
+) -> dict[Destination, int]:
+    """Spool ``steps`` in order; an ``end`` step turns its trace into one task row. A step
+    the spool cannot store (a value JSON cannot hold) is handed to ``refused``, which
+    counts it; the others are stored.
 
     Returns the task rows added per destination (for the sender's backlog)."""
     added: dict[Destination, int] = {}
@@ -55,13 +62,13 @@ def store(spool: Spool, steps: Sequence[Step], counters: Counters) -> dict[Desti
         if step.kind != "end":
             waiting.append((dest, root, step.seq, content))
             continue
-        spool.add_steps(waiting)  # everything before the end is in the spool first
+        spool.add_steps(waiting, refused)  # everything before the end is in the spool first
         waiting = []
         counters.add("captured")
         if close(spool, dest, root, content, step.options, counters):
             counters.add("spooled")
             added[dest] = added.get(dest, 0) + 1
-    spool.add_steps(waiting)
+    spool.add_steps(waiting, refused)
     return added
 
 

@@ -494,7 +494,7 @@ class Worker:
         due_sooner = False
         steps = [c for c in calls if isinstance(c, Step)]
         if steps:  # trace mode: steps are spooled as they come, a task when the root ends
-            for dest, n in _traces.store(self._spool, steps, self.counters).items():
+            for dest, n in _traces.store(self._spool, steps, self.counters, self._refused).items():
                 if self._sender is not None:
                     due_sooner |= self._sender.note_spooled(dest, n, time.time())
         items: list[tuple[Destination, dict[str, Any]]] = []
@@ -539,8 +539,8 @@ class Worker:
         if kind not in self._refused_kinds:
             self._refused_kinds.add(kind)
             logger.error(
-                "lstrace: the call of run %s could not be stored (%s: %s); it is counted as "
-                "failed in lstrace.stats() (convert:%s), other calls are not affected",
+                "lstrace: the call (or trace step) of run %s could not be stored (%s: %s); it is "
+                "counted as failed in lstrace.stats() (convert:%s), other calls are not affected",
                 content.get("run_id"),
                 kind,
                 exc,
