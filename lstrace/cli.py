@@ -304,6 +304,8 @@ def run_export(args: argparse.Namespace) -> int:
     left_out = describe_dropped(result.dropped)
     if result.state is not None:
         print(f"lstrace export: {result.read} (state {result.state}).", file=sys.stderr)
+    elif result.read.startswith("pages ("):  # the snapshots were refused: say why it is slow
+        print(f"lstrace export: read page by page, slower {result.read[6:]}.", file=sys.stderr)
     print(
         f"lstrace export: wrote {result.rows} {result.format} rows to {where} from "
         f"{result.used} of {result.annotations} annotations on {result.tasks} tasks of project "

@@ -20,7 +20,9 @@ import lstrace
 from lstrace._delivery import sender as _sender
 from lstrace._delivery import spool as _spool
 from lstrace._delivery import worker as _worker
+from lstrace._errors import SnapshotRefused
 from lstrace._export import incremental
+from lstrace._export.server import ReadClient
 from lstrace.cli import main
 from tests import readback
 from tests.spooled import spooled
@@ -344,6 +346,29 @@ def test_usage_errors_exit_2(
     code, _, err = run(capsys, *argv)
     assert code == 2
     assert message in err and "Traceback" not in err
+
+
+def test_an_export_read_page_by_page_says_so_and_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A server that refuses export snapshots is read page by page, much slower on a large
+    project: the summary says so, and what the server answered."""
+    seed_prompt_project("CLI export by pages")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise SnapshotRefused("Label Studio at x answered 500 while trying to create a snapshot")
+
+    monkeypatch.setattr(ReadClient, "create_snapshot", refuse)
+    out = tmp_path / "sft.jsonl"
+    code, _, err = run(
+        capsys, "export", "--project", "CLI export by pages", "--format", "sft", "-o", str(out)
+    )
+    assert code == 0
+    assert err.splitlines()[0] == (
+        "lstrace export: read page by page, slower (export snapshots refused: Label Studio "
+        "at x answered 500 while trying to create a snapshot)."
+    )
+    assert err.splitlines()[1].startswith("lstrace export: wrote 5 sft rows to ")
 
 
 # -- status, projects, sync ------------------------------------------------------------------
