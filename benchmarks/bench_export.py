@@ -182,7 +182,7 @@ def memory(args: argparse.Namespace, url: str, http: httpx.Client, out: Path) ->
     f = lstrace_export(url, args.token, project, out / "memory.jsonl")
     growth = (f["rss_peak_kb"] - f["rss_before_kb"]) / 1024
     print(
-        f"lstrace export of {f['tasks']} tasks: {f['seconds']:.0f} s "
+        f"lstrace export of {f['tasks']} tasks (read by {f['read']}): {f['seconds']:.0f} s "
         f"({f['tasks'] / f['seconds']:.0f} tasks/s, load {load:.2f} -> {load1():.2f}); RSS "
         f"{f['rss_before_kb'] / 1024:.0f} MB before, peak {f['rss_peak_kb'] / 1024:.0f} MB: "
         f"growth {growth:.1f} MB (target < 50 MB: {'PASS' if growth < 50 else 'FAIL'})"
