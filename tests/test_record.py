@@ -5,7 +5,9 @@ No Label Studio; the real provider SDKs talk to local stubs (tests/providers/stu
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 import uuid
 from typing import Any
 
@@ -17,7 +19,7 @@ from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
 from lstrace import ls_session
-from lstrace._capture.record import CapturedCall, model_name, to_content
+from lstrace._capture.record import CapturedCall, model_name, to_content, utc_iso
 from lstrace._delivery import worker as _worker
 from lstrace._options import make_args, resolve
 from tests.providers.stubs import AnthropicStub, Choices, OpenAIStub
@@ -241,3 +243,50 @@ def test_real_provider_sdks_give_the_served_model_and_the_calls_usage_once(
             completion,
         )
     assert to_content(captured[0])["responses"] == ["one two", "three"]
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        0.0,
+        1764660000.0,
+        1764660000.5,
+        1764660000.0000005,
+        1764660000.0000015,
+        1764660000.9999994,
+        1764660000.9999996,
+        1764660001.25,
+        1764660000.123456,
+        1764659999.999999,
+        1.5,
+    ],
+)
+def test_capture_time_text_is_what_datetime_writes(timestamp: float) -> None:
+    """captured_at is datetime's own isoformat() text, to the microsecond and its rounding,
+    whichever second was formatted before."""
+    expected = dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).isoformat()
+    for before in (timestamp, timestamp - 1.0, timestamp + 7.3):
+        utc_iso(before)
+        assert utc_iso(timestamp) == expected
+
+
+def pair_group_pid() -> int:
+    return int(str(to_content(call())["pair_group"]).split(":")[0])
+
+
+def test_the_pair_group_carries_the_pid_of_the_process_after_fork() -> None:
+    """The process id in pair groups is read once, and again in a forked child."""
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork here")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: says whether its pair groups carry its own pid
+        os.close(read)
+        os.write(write, b"1" if pair_group_pid() == os.getpid() else b"0")
+        os._exit(0)
+    os.close(write)
+    said = os.read(read, 1)
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert said == b"1"
+    assert pair_group_pid() == os.getpid()
