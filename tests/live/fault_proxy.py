@@ -28,12 +28,27 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TypedDict
+
+from typing_extensions import Unpack
 
 # Headers that belong to one connection and are not forwarded.
 HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
     "trailer", "transfer-encoding", "upgrade", "content-length", "host",
 }  # fmt: skip
+
+
+class FaultFields(TypedDict, total=False):
+    """The optional fields of a :class:`Fault`, as the planning methods pass them."""
+
+    path: str | None
+    method: str | None
+    query: str | None
+    status: int
+    retry_after: float | None
+    seconds: float
+    after_forward: bool
 
 
 @dataclass
@@ -110,9 +125,9 @@ class FaultProxy:
         """Stop the proxy at the end of a ``with`` block."""
         self.stop()
 
-    def _plan(self, n: int, kind: str, **kw: object) -> None:
+    def _plan(self, n: int, kind: str, **kw: Unpack[FaultFields]) -> None:
         with self._lock:
-            self._faults.append(Fault(kind, n, **kw))  # type: ignore[arg-type]
+            self._faults.append(Fault(kind, n, **kw))
 
     def fail_next(
         self, n: int = 1, status: int = 500, *, retry_after: float | None = None,
