@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from lstrace._client import TaskPage
-from lstrace._errors import ServerUnreachable, SnapshotRefused
+from lstrace._client import LabelStudioClient, TaskPage
+from lstrace._errors import DeliveryFailure, FailureKind, ServerUnreachable, SnapshotRefused
 from lstrace._export.read import Reading, annotated
+from lstrace._export.server import ReadClient
 from lstrace._export.snapshot import (
     SKIPS_ONLY,
     SUBMITTED,
@@ -182,3 +183,29 @@ def test_tasks_are_handed_on_in_id_order_whatever_order_the_server_wrote() -> No
     assert [t["id"] for t in tasks] == [1, 2, 3, 7, 9, 12]
     assert tasks[0] == submitted[1] and tasks[4] == skips[0]
     assert (reading.way, reading.tasks, reader.pages, reader.deleted) == ("snapshots", 6, 0, [1, 2])
+
+
+@pytest.mark.parametrize(("status", "hinted"), [(500, True), (502, True), (405, False)])
+def test_a_server_error_on_a_snapshot_build_names_the_likely_timeout(
+    monkeypatch: pytest.MonkeyPatch, status: int, hinted: bool
+) -> None:
+    """A snapshot the server failed to build (5xx: without a job queue it builds inside the
+    request, and a worker timeout kills a large project's) is refused with a hint at that
+    timeout; other refusals (an old server's 405) are described as they are. (Seen live at
+    100,000 tasks on PostgreSQL behind gunicorn; tests/live/test_export_live.py has the 500.)"""
+    url = "http://127.0.0.1:9"
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise DeliveryFailure(
+            FailureKind.RETRY,
+            f"Label Studio at {url} answered {status}",
+            status=status,
+            url=url,
+            what="create an export snapshot of project 1",
+        )
+
+    monkeypatch.setattr(LabelStudioClient, "create_snapshot", fail)
+    with pytest.raises(SnapshotRefused) as refused:
+        ReadClient(url, "key").create_snapshot(1, {})
+    assert f"answered {status} while trying to create an export snapshot" in str(refused.value)
+    assert ("often the server's worker or proxy timeout" in str(refused.value)) is hinted

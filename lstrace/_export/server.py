@@ -103,7 +103,9 @@ class ReadClient:
     # -- export snapshots (lstrace._export.snapshot.SnapshotServer) -----------------------
 
     def create_snapshot(self, project_id: int, body: Mapping[str, Any]) -> Mapping[str, Any]:
-        return _refusable(lambda: self._client.create_snapshot(project_id, body))
+        return _refusable(
+            lambda: self._client.create_snapshot(project_id, body), server_error=BUILD_HINT
+        )
 
     def snapshot(self, project_id: int, export_id: int) -> Mapping[str, Any]:
         return _refusable(lambda: self._client.snapshot(project_id, export_id))
@@ -124,14 +126,26 @@ class ReadClient:
         return now.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _refusable(fn: Callable[[], T]) -> T:
+# Without a job queue Label Studio builds a snapshot inside the request that asks for it:
+# on a large project that can outlast a worker's timeout (seen: gunicorn's 300 s, at
+# 100,000 tasks on PostgreSQL), and the killed worker answers 500.
+BUILD_HINT = (
+    "; on a large project that is often the server's worker or proxy timeout cutting the "
+    "snapshot's build: raise it (gunicorn --timeout), or run Label Studio with Redis, "
+    "which builds snapshots in the background"
+)
+
+
+def _refusable(fn: Callable[[], T], *, server_error: str = "") -> T:
     """Like :func:`_call`, but an answer refusing a snapshot (any HTTP error but a refused
-    key) raises :class:`SnapshotRefused`: the export then reads page by page."""
+    key) raises :class:`SnapshotRefused`: the export then reads page by page. A server
+    error (5xx) gets ``server_error`` after its description."""
     try:
         return fn()
     except DeliveryFailure as failure:
         if failure.status is not None and failure.status != 401:
-            raise SnapshotRefused(str(translate(failure)).rstrip(".")) from None
+            hint = server_error if failure.status >= 500 else ""
+            raise SnapshotRefused(str(translate(failure)).rstrip(".") + hint) from None
         raise translate(failure) from None
 
 

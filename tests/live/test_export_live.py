@@ -99,6 +99,12 @@ def test_a_server_refusing_snapshots_is_read_page_by_page(
     assert "answered 405 while trying to create an export snapshot" in result.read
     assert out.read_text(encoding="utf-8") == by_snapshots.read_text(encoding="utf-8")
     assert len(written_at_fetch) == 5 and written_at_fetch[-1] > 0  # 4 pages of 100, then none
+    # a server error on the snapshot's build (a worker timeout, on a large project) says so
+    proxy.fail_next(1, status=500, path="/exports", method="POST")
+    result = export_project(project, "ratings", out, url=proxy.url, api_key=TOKEN)
+    assert result.read.startswith("pages (export snapshots refused: Label Studio at ")
+    assert "often the server's worker or proxy timeout" in result.read
+    assert out.read_text(encoding="utf-8") == by_snapshots.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("fault", ["connection lost", "key refused"])
