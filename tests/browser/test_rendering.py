@@ -118,7 +118,7 @@ def test_prompt_mode_renders_prompt_and_editable_response(
     area = ui.open_task(project, task)
     assert "Explain recursion to a new programmer." in area.inner_text()
     assert ui.response_box().first.inner_text().strip() == COMPLETION
-    assert area.get_by_text("Rate the response:").is_visible()
+    ui.wait_visible(area.get_by_text("Rate the response:"), "the rating's label")
     ui.settle()
     ui.screenshot("task")
     assert one_line(ui.edit_response().input_value()) == one_line(COMPLETION)
@@ -136,7 +136,7 @@ def test_chat_mode_shows_every_turn_and_the_response(
     area = ui.open_task(project, task)
     text = area.inner_text()
     for role in ("system", "user", "assistant", "tool"):
-        assert area.get_by_text(role, exact=True).first.is_visible(), role
+        ui.wait_visible(area.get_by_text(role, exact=True), f"the role {role!r}")
     for turn in ("You are Ada", QUESTION, '[tool call] get_quota({"project": "web-prod"})'):
         assert turn in text, turn
     assert "8/8 vCPU" in text
@@ -228,7 +228,7 @@ def test_template_renders_metadata_response_and_details(
 
     area = ui.open_task(project, task)
     model = "GenericFakeChatModel" if dialogue else "FakeListLLM"
-    assert area.get_by_text(f"Model: {model} · Tags: smoke, v2").is_visible()
+    ui.wait_visible(area.get_by_text(f"Model: {model} · Tags: smoke, v2"), "the model line")
     assert (QUESTION if dialogue else "Explain recursion to a new programmer.") in (
         area.inner_text()
     )
