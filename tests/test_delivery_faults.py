@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterable
@@ -19,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from lstrace._delivery.sender import HOLD_S, Sender
-from lstrace._delivery.spool import Spool
+from lstrace._delivery.spool import _SCHEMA, Spool
 from lstrace._delivery.stats import Counters
+from lstrace._export.spoolview import look
 from lstrace._labelconfig import DEFAULT_CONFIGS
 from lstrace._options import Destination
 from lstrace._secrets import Access
@@ -503,3 +505,19 @@ def test_a_batch_whose_re_send_failed_is_checked_again_before_the_next_send(
 
     assert len(server.imports) == 2 and len(server.lookups) == 2
     assert sorted(server.run_ids(TITLE)) == sorted(run_ids)
+
+
+def test_status_shows_batches_waiting_for_a_duplicate_check(
+    spool: Spool, server: FakeLabelStudio
+) -> None:
+    """``lstrace status`` says how many batches still wait for a duplicate check (the
+    process that sent them again ended first, say), and a spool from before the checks
+    existed reads as none."""
+    held_then_sent_again(spool, server, 2)
+    assert spool.path is not None
+    assert "1 batches sent again after an ambiguous import" in look(spool.path).line()
+
+    old = spool.path.with_name("old.sqlite3")
+    with sqlite3.connect(old) as db:
+        db.executescript(_SCHEMA.split("-- Batches sent again")[0])
+    assert look(old).rechecks == 0 and "duplicates" not in look(old).line()

@@ -27,6 +27,7 @@ class SpoolView:
     error: str | None = None
     traces: list[OpenTraces] = field(default_factory=list)  # unfinished traces (trace mode)
     unpaired: int = 0  # of the waiting: pairwise calls whose partner has not come (yet)
+    rechecks: int = 0  # batches sent again after an ambiguous import, to check for duplicates
 
     @property
     def dead(self) -> int:
@@ -58,6 +59,11 @@ class SpoolView:
             text += f"; {sum(t.traces for t in self.traces)} unfinished traces ({steps} steps)"
         if self.dead:
             text += f"; {self.set_aside_words()}"
+        if self.rechecks:
+            text += (
+                f"; {self.rechecks} batches sent again after an ambiguous import, to be "
+                "checked for duplicates (by the next process that sends to their server)"
+            )
         return text
 
     def trace_lines(self) -> list[str]:
@@ -90,11 +96,26 @@ def look(path: Path) -> SpoolView:
         waiting, dead = peek(path)
         traces = peek_open(path)
         unpaired = _unpaired(path) if waiting else 0
+        rechecks = _rechecks(path)
     except (sqlite3.Error, ValueError, TypeError) as exc:  # not a spool, or not this version's
         return SpoolView(path, exists=True, error=str(exc))
     places = [(redact_url(dest.url), dest.project, n) for dest, n in waiting]
     total = sum(n for _, n in waiting)
-    return SpoolView(path, True, total, places, dead, traces=traces, unpaired=unpaired)
+    return SpoolView(
+        path, True, total, places, dead, traces=traces, unpaired=unpaired, rechecks=rechecks
+    )
+
+
+def _rechecks(path: Path) -> int:
+    """Batches waiting for a duplicate check (0 for a spool written before they existed)."""
+    db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        (n,) = db.execute("SELECT COUNT(*) FROM rechecks").fetchone()
+    except sqlite3.OperationalError:  # no such table: an older lstrace wrote the file
+        return 0
+    finally:
+        db.close()
+    return int(n)
 
 
 def _unpaired(path: Path) -> int:
