@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("lstrace")
 
 SPOOL_CHUNK = 200  # calls converted and committed per spool transaction
+# At exit the spooler may take this long to write what is still in memory (local work,
+# however short shutdown_timeout is): on a loaded machine 1 s lost calls that 2 s kept.
+SPOOL_AT_EXIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -305,7 +308,7 @@ class Worker:
         pairwise call still waiting for a partner will not get one: it is set aside."""
         self.running = False
         flushed = self.flush(timeout)
-        self._stop(timeout=1.0)
+        self._stop(timeout=1.0, spooling=SPOOL_AT_EXIT_S)
         spool, sender = self._spool, self._sender
         stopped = not self._thread.is_alive() and not self._spooler.is_alive()
         unpaired = 0
@@ -337,11 +340,14 @@ class Worker:
         are the parent's. A successor (with these keys) starts on first use."""
         self.running = False
 
-    def _stop(self, timeout: float) -> None:
+    def _stop(self, timeout: float, spooling: float | None = None) -> None:
+        """Stop both threads, waiting ``timeout`` for each; the spooler, which ends once
+        the queue is in the spool, up to ``spooling`` (it returns at once when the queue is
+        empty)."""
         self._stopping = True
         self._queued.set()
         self._wake.set()
-        self._spooler.join(timeout)
+        self._spooler.join(timeout if spooling is None else max(timeout, spooling))
         self._thread.join(timeout)
 
     # -- the thread -------------------------------------------------------------------
