@@ -267,25 +267,29 @@ class LabelStudioClient:
         server refuses it, falls back to OR-ed ``equal`` filters, 16 ids a query (each
         request line stays under the 4 KB that WSGI servers accept).
         """
-        wanted = list(dict.fromkeys(run_ids))
-        try:
-            return self._lookup(project_id, wanted, _IN_LIST_CHUNK, _in_list_filter)
-        except DeliveryFailure as failure:
-            if failure.kind is not FailureKind.REJECTED:
-                raise
-        return self._lookup(project_id, wanted, _EQUAL_CHUNK, _or_equal_filter)
+        return self._by_run_ids(self._lookup, project_id, run_ids)
 
     def copies(self, project_id: int, run_ids: Iterable[str]) -> list[TaskCopy]:
         """Every task of the project whose ``data.run_id`` is one of ``run_ids``, duplicates
         included, with its count of annotations (submitted, skipped) and drafts; filtered
         as :meth:`existing_run_ids` is, a page at a time."""
+        return self._by_run_ids(self._copies, project_id, run_ids)
+
+    @staticmethod
+    def _by_run_ids(
+        lookup: Callable[[int, list[str], int, Callable[[list[str]], dict[str, Any]]], T],
+        project_id: int,
+        run_ids: Iterable[str],
+    ) -> T:
+        """``lookup`` with the ``in_list`` filter, 60 ids a query; if the server refuses that
+        operator, with OR-ed ``equal`` filters, 16 ids a query."""
         wanted = list(dict.fromkeys(run_ids))
         try:
-            return self._copies(project_id, wanted, _IN_LIST_CHUNK, _in_list_filter)
+            return lookup(project_id, wanted, _IN_LIST_CHUNK, _in_list_filter)
         except DeliveryFailure as failure:
             if failure.kind is not FailureKind.REJECTED:
                 raise
-        return self._copies(project_id, wanted, _EQUAL_CHUNK, _or_equal_filter)
+        return lookup(project_id, wanted, _EQUAL_CHUNK, _or_equal_filter)
 
     def _copies(
         self,

@@ -33,6 +33,19 @@ def stored_tasks(path: Path) -> list[bytes | None]:
         return [task for (task,) in db.execute("SELECT task FROM tasks ORDER BY id")]
 
 
+def offline_sender(spool: Spool) -> Sender:
+    """A sender of ``spool`` with batches of 10 and no key (it never reaches a server)."""
+    return Sender(
+        spool,
+        Counters(),
+        batch_size=10,
+        max_batch_bytes=1_000_000,
+        request_timeout=1.0,
+        max_backoff=1.0,
+        keys={},
+    )
+
+
 @pytest.mark.parametrize("mode", ["chat", "prompt"])
 def test_a_spooled_call_holds_its_content_only(
     mode: Mode, lstrace_state: Path, monkeypatch: pytest.MonkeyPatch
@@ -90,15 +103,7 @@ def test_the_sender_sends_the_stored_body_only_for_the_target_it_was_built_for(
     marker = b'{"stored":"as built at spooling"}'
     spool.add([(dest, content), (dest, bare)], [marker, None])
     rows = spool.take(dest, 10)
-    sender = Sender(
-        spool,
-        Counters(),
-        batch_size=10,
-        max_batch_bytes=1_000_000,
-        request_timeout=1.0,
-        max_backoff=1.0,
-        keys={},
-    )
+    sender = offline_sender(spool)
     own = default_target("chat")
     other = Target("answer", "text", "text", "Text")
     assert isinstance(own, Target)
@@ -141,15 +146,7 @@ def test_the_sender_is_woken_only_when_a_destination_becomes_due_sooner(tmp_path
     when its batch fills, not for every chunk in between (the sender sleeps until then)."""
     dest = Destination("http://127.0.0.1:1", None, "wake", DEFAULT_CONFIGS["chat"], "chat")
     spool = Spool(tmp_path / "spool.sqlite3", uuid.uuid4().hex)
-    sender = Sender(
-        spool,
-        Counters(),
-        batch_size=10,
-        max_batch_bytes=1_000_000,
-        request_timeout=1.0,
-        max_backoff=1.0,
-        keys={},
-    )
+    sender = offline_sender(spool)
     woken = [sender.note_spooled(dest, n, 0.0) for n in (0, 4, 4, 4, 4)]
     assert woken == [False, True, False, True, False]  # nothing; first rows; 8; 12 >= 10; 16
     assert sender.waiting() == 16
