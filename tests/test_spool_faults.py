@@ -14,9 +14,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 import pytest
@@ -24,6 +24,9 @@ from langchain_core.language_models import FakeListLLM
 
 import lstrace
 from lstrace._delivery import worker as _worker
+from lstrace._delivery.spool import Spool
+from lstrace._labelconfig import DEFAULT_CONFIGS
+from lstrace._options import Destination
 from tests.spooled import settle, spooled
 
 T = TypeVar("T")
@@ -129,6 +132,68 @@ def test_a_spool_that_cannot_grow_keeps_delivering_from_memory(tmp_path: Path) -
     [error] = [e for e in report["errors"] if "cannot write to the spool" in e]
     assert "kept in memory" in error
     assert report["threads"] and all(t.startswith("lstrace") for t in report["threads"]), report
+
+
+def test_a_spool_that_cannot_grow_keeps_delivering_traces_from_memory(tmp_path: Path) -> None:
+    """Disk full in trace mode (issue 12.2): the steps the file cannot take are kept in
+    memory and every trace whose root ends becomes its task, with all its steps, delivered
+    once; one ERROR from a background thread says so, no traceback, nothing lost."""
+    spool = tmp_path / "spool.sqlite3"
+    child = subprocess.run(
+        [sys.executable, "-m", "tests.full_disk_child", "--trace", str(spool), "1000"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).resolve().parents[1],
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr[-3000:]
+    report = json.loads(child.stdout.strip().splitlines()[-1])
+    assert report["captured"] == 1001 and report["failed"] == {}, report
+    assert (report["arrived"], report["imported"], report["pending"]) == (1001, 1001, 0), report
+    assert report["steps"] == [2], report
+    assert report["tracebacks"] == 0, child.stderr[-3000:]
+    [error] = [e for e in report["errors"] if "cannot write to the spool" in e]
+    assert "kept in memory" in error
+    assert report["threads"] and all(t.startswith("lstrace") for t in report["threads"]), report
+
+
+def test_a_trace_that_ends_while_the_disk_is_full_becomes_a_task_held_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trace whose first step reached the file, whose second did not (the disk filled
+    up), and whose root ends while it is full: its task is built from both steps, in order,
+    and held in memory; the file's step is never sent again as an incomplete trace, and
+    is deleted once the file takes writes again."""
+    dest = Destination("http://127.0.0.1:1", None, "full", DEFAULT_CONFIGS["chat"], "chat")
+    spool = Spool(tmp_path / "spool.sqlite3", "me")
+    spool.add_steps([(dest, "root", 1, {"kind": "model", "seq": 1})])
+    writes = Spool._tx
+
+    @contextlib.contextmanager
+    def disk_full(self: Spool) -> Iterator[sqlite3.Connection]:
+        raise sqlite3.OperationalError("database or disk is full")
+        yield  # pragma: no cover - a generator, like the method it stands for
+
+    monkeypatch.setattr(Spool, "_tx", disk_full)
+    assert spool.add_steps([(dest, "root", 2, {"kind": "tool", "seq": 2})]) == 1
+    assert [root for _, root, _, _ in spool.open_traces()] == ["root"]
+    seen: list[str] = []
+
+    def build(steps: Iterator[tuple[int, str]]) -> dict[str, Any]:
+        seen.extend(json.loads(body)["kind"] for _, body in steps)
+        return {"run_id": "root", "kind": "trace"}
+
+    assert spool.close_trace(dest, "root", build) is True
+    assert seen == ["model", "tool"]
+    assert [row.run_id for row in spool.take(dest, 10)] == ["root"]
+    assert spool.count(mine=True) == 1
+    assert spool.count_steps() == 1  # still in the file, which takes no writes
+    assert spool.open_traces() == []  # already a task: not swept as incomplete
+    monkeypatch.setattr(Spool, "_tx", writes)
+    spool._retry_write_at = 0.0  # the next retry is due
+    assert spool.open_traces() == []
+    assert spool.count_steps() == 0
 
 
 def test_pending_never_counts_a_call_twice_while_it_moves_to_the_spool() -> None:

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -320,3 +321,36 @@ def test_a_step_json_cannot_hold_costs_only_itself(lstrace_state: Path) -> None:
     stats = lstrace.stats()
     assert stats.failed_by_reason == {"convert:TypeError": 1}
     assert stats.captured == 1 and stats.spooled == 1
+
+
+def test_a_trace_end_that_overflows_the_queue_waits_for_its_steps(
+    lstrace_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The queue is full when the root ends, so the caller's thread spools the end step
+    itself (a full queue is never dropped): the trace's steps still in the queue are
+    spooled first, and the task holds every step (it held none: the end closed the trace
+    before its steps reached the spool, which then waited as a trace of their own)."""
+    lstrace.configure(max_queue=2)
+    llm = FakeListLLM(responses=["an answer"])
+    with lstrace.ls_session(project_name="unused"):
+        llm.invoke("opens the spool")
+    spooled(lstrace_state, 1)
+    gate = threading.Event()
+    spool_queue = _worker.Worker._spool_queue
+
+    def held_back(self: _worker.Worker) -> None:  # the spooler pops nothing until the gate
+        assert gate.wait(60)
+        spool_queue(self)
+
+    monkeypatch.setattr(_worker.Worker, "_spool_queue", held_back)
+    chain: RunnableLambda[str, str] = RunnableLambda(
+        lambda q: llm.invoke(q) + llm.invoke("again " + q)
+    )
+    with lstrace.ls_session(project_name="unused", mode="trace"):
+        chain.invoke("two steps, then the end")  # step, step (the queue is full), end
+    gate.set()
+    wait_for(lambda: _worker.stats().captured == 2, "the trace to be captured")
+    wait_for(lambda: len(_worker.running().queue) == 0, "the queue to be spooled")  # type: ignore[union-attr]
+    [_, trace] = spooled(lstrace_state, 2)
+    assert [s["kind"] for s in trace["steps"]] == ["model", "model"]
+    assert step_rows(lstrace_state) == 0

@@ -288,6 +288,12 @@ class Spool:
         self._held_lock = threading.Lock()
         self._held_bytes = 0
         self._retry_write_at = 0.0
+        # Trace steps the file could not take (same bound): (dest key, root) -> the trace's
+        # destination, newest step's time, and its (seq, JSON) steps; and the traces built
+        # from memory whose steps in the file are still to be deleted.
+        self._held_steps: dict[tuple[str, str], tuple[Destination, float, list[tuple[int, str]]]]
+        self._held_steps = {}
+        self._closed_in_memory: set[tuple[str, str]] = set()
         self._reported_full = False
         self._reported_unreadable = False
         if path is None:
@@ -730,7 +736,9 @@ class Spool:
         refused: Callable[[dict[str, Any], Exception], None] | None = None,
     ) -> int:
         """Spool steps of open traces (``dest``, root run id, sequence, content). A step
-        that cannot be stored costs only itself, as in :meth:`add` (``refused``)."""
+        that cannot be stored costs only itself, as in :meth:`add` (``refused``). Steps the
+        file cannot take (disk full) are kept in memory within the bound of :meth:`_hold`
+        (past it each is refused as :class:`SpoolFull`); :meth:`close_trace` reads both."""
         now = time.time()
         dests: dict[str, Destination] = {}
         rows = []
@@ -745,50 +753,134 @@ class Spool:
             dests[dest.key] = dest
         if not rows:
             return 0
-        with self._tx() as db:
-            _remember(db, dests)
-            before = db.total_changes
-            db.executemany(
-                "INSERT OR IGNORE INTO trace_steps (dest, root, seq, body, created, owner)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            return db.total_changes - before
+        if now < self._retry_write_at:  # the file took nothing a moment ago
+            return self._hold_steps(dests, rows, refused)
+        try:
+            with self._tx() as db:
+                _remember(db, dests)
+                before = db.total_changes
+                db.executemany(
+                    "INSERT OR IGNORE INTO trace_steps (dest, root, seq, body, created, owner)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                return db.total_changes - before
+        except sqlite3.Error as exc:  # disk full, I/O error, locked for longer than the timeout
+            self._cannot_write(exc)
+            return self._hold_steps(dests, rows, refused)
+
+    def _hold_steps(
+        self,
+        dests: dict[str, Destination],
+        rows: list[tuple[Any, ...]],
+        refused: Callable[[dict[str, Any], Exception], None] | None,
+    ) -> int:
+        kept = 0
+        for key, root, seq, body, created, _ in rows:
+            with self._held_lock:
+                if self._held_bytes + len(body) <= HELD_MAX_BYTES:
+                    _, _, steps = self._held_steps.get((key, root), (dests[key], created, []))
+                    steps.append((seq, body))
+                    self._held_steps[key, root] = (dests[key], created, steps)
+                    self._held_bytes += len(body)
+                    kept += 1
+                    continue
+            if refused is not None:
+                refused(json.loads(body), SpoolFull(f"{self.path}: memory bound reached"))
+        return kept
+
+    def _take_held_steps(self, key: str, root: str) -> list[tuple[int, str]]:
+        with self._held_lock:
+            _, _, steps = self._held_steps.pop((key, root), (None, 0.0, []))
+            self._held_bytes -= sum(len(body) for _, body in steps)
+        return steps
 
     def close_trace(
         self,
         dest: Destination,
         root: str,
         build: Callable[[Iterator[tuple[int, str]]], dict[str, Any] | None],
+        refused: Callable[[dict[str, Any], Exception], None] | None = None,
     ) -> bool:
         """Turn a trace's steps into its one task row, atomically: ``build`` gets the
         steps' (size, JSON) in sequence order and returns the task content (None: drop).
-        The steps are deleted either way; returns True when a task row was added."""
-        with self._tx() as db:
-            cursor = db.execute(
-                "SELECT body FROM trace_steps WHERE dest = ? AND root = ? ORDER BY seq",
-                (dest.key, root),
+        The steps are deleted either way; returns True when a task row was added.
+
+        When the file cannot be written (disk full), the task is built from what could be
+        read (the file's steps and those held in memory) and kept in memory like a task
+        :meth:`add` could not store (``refused`` past the bound); the trace's steps left in
+        the file are deleted once it takes writes again (see :meth:`open_traces`)."""
+        held = self._take_held_steps(dest.key, root)
+        built: list[dict[str, Any] | None] = []
+
+        def build_once(stored: Iterable[tuple[int, str]]) -> dict[str, Any] | None:
+            steps = sorted([*stored, *held])  # by seq; held steps are the newest, mostly
+            built.append(build((len(body), body) for _, body in steps))
+            return built[0]
+
+        try:
+            with self._tx() as db:
+                cursor = db.execute(
+                    "SELECT seq, body FROM trace_steps WHERE dest = ? AND root = ? ORDER BY seq",
+                    (dest.key, root),
+                )
+                content = build_once(cursor.fetchall())
+                db.execute("DELETE FROM trace_steps WHERE dest = ? AND root = ?", (dest.key, root))
+                if content is None:
+                    return False
+                db.execute(
+                    "INSERT OR IGNORE INTO destinations VALUES (?, ?)",
+                    (dest.key, json.dumps(dest.to_spec())),
+                )
+                before = db.total_changes
+                db.execute(
+                    "INSERT OR IGNORE INTO tasks (dest, run_id, body, created, owner)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (dest.key, root, json.dumps(content), time.time(), self.owner),
+                )
+                return db.total_changes > before
+        except sqlite3.Error as exc:
+            self._cannot_write(exc)
+        if not built:  # the file could not even be read: the steps held in memory
+            build_once(self._readable_steps(dest.key, root))
+        content = built[0]
+        with self._held_lock:
+            self._closed_in_memory.add((dest.key, root))
+        if content is None:
+            return False
+        row = (dest.key, root, json.dumps(content), time.time(), self.owner, None)
+        return self._hold({dest.key: dest}, [row], refused) > 0
+
+    def _readable_steps(self, key: str, root: str) -> list[tuple[int, str]]:
+        try:
+            return self._query(
+                "SELECT seq, body FROM trace_steps WHERE dest = ? AND root = ?", (key, root)
             )
-            content = build((len(body), body) for (body,) in cursor)
-            db.execute("DELETE FROM trace_steps WHERE dest = ? AND root = ?", (dest.key, root))
-            if content is None:
-                return False
-            db.execute(
-                "INSERT OR IGNORE INTO destinations VALUES (?, ?)",
-                (dest.key, json.dumps(dest.to_spec())),
-            )
-            before = db.total_changes
-            db.execute(
-                "INSERT OR IGNORE INTO tasks (dest, run_id, body, created, owner)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (dest.key, root, json.dumps(content), time.time(), self.owner),
-            )
-            return db.total_changes > before
+        except sqlite3.Error:
+            return []
+
+    def _forget_closed(self) -> set[tuple[str, str]]:
+        """Delete the file's steps of traces built from memory; returns those still there."""
+        with self._held_lock:
+            closed = set(self._closed_in_memory)
+        if not closed or time.time() < self._retry_write_at:
+            return closed
+        try:
+            with self._tx() as db:
+                db.executemany(
+                    "DELETE FROM trace_steps WHERE dest = ? AND root = ?", sorted(closed)
+                )
+        except sqlite3.Error:
+            return closed
+        with self._held_lock:
+            self._closed_in_memory -= closed
+        return set()
 
     def open_traces(self) -> list[tuple[Destination, str, str, float]]:
         """Traces with spooled steps and no task yet: (destination, root, who holds them:
         ``"mine"``, ``"live"`` (another live process of this spool) or ``"gone"``, the
         newest step's time)."""
+        closed = self._forget_closed()  # already tasks, held in memory
         rows = self._query(
             "SELECT d.spec, s.root, MAX(CASE WHEN s.owner = ? THEN 2"
             " WHEN o.token IS NOT NULL THEN 1 ELSE 0 END), MAX(s.created) FROM trace_steps s"
@@ -797,10 +889,19 @@ class Spool:
             (self.owner,),
         )
         holders = ("gone", "live", "mine")
-        return [
+        found = [
             (Destination.from_spec(json.loads(spec)), root, holders[held], newest)
             for spec, root, held, newest in rows
         ]
+        with self._held_lock:
+            held = {k: (dest, newest) for k, (dest, newest, _) in self._held_steps.items()}
+        merged = []
+        for dest, root, holder, newest in found:
+            if (dest.key, root) in closed:
+                continue
+            _, in_memory = held.pop((dest.key, root), (dest, 0.0))
+            merged.append((dest, root, "mine" if in_memory else holder, max(newest, in_memory)))
+        return merged + [(dest, root, "mine", newest) for (_, root), (dest, newest) in held.items()]
 
     def count_steps(self) -> int:
         """Steps of unfinished traces waiting in the spool (every process's)."""

@@ -65,7 +65,7 @@ def store(
         spool.add_steps(waiting, refused)  # everything before the end is in the spool first
         waiting = []
         counters.add("captured")
-        if close(spool, dest, root, content, step.options, counters):
+        if close(spool, dest, root, content, step.options, counters, refused):
             counters.add("spooled")
             added[dest] = added.get(dest, 0) + 1
     spool.add_steps(waiting, refused)
@@ -87,14 +87,20 @@ def close(
     end: dict[str, Any],
     options: Options | None,
     counters: Counters,
+    refused: Callable[[dict[str, Any], Exception], None] | None = None,
 ) -> bool:
-    """Build the trace's task row from its spooled steps; False when it was dropped."""
+    """Build the trace's task row from its spooled steps; False when it was dropped. A
+    task neither the file nor memory can hold (disk full) goes to ``refused`` (by default
+    counted as ``spool_full``)."""
 
     def build(steps: Iterator[tuple[int, str]]) -> dict[str, Any] | None:
         content = assemble(end, steps)
         return _decide(content, options, counters) if options is not None else content
 
-    return spool.close_trace(dest, root, build)
+    def full(content: dict[str, Any], exc: Exception) -> None:
+        counters.lost("spool_full")
+
+    return spool.close_trace(dest, root, build, refused or full)
 
 
 def assemble(end: dict[str, Any], steps: Iterator[tuple[int, str]]) -> dict[str, Any]:

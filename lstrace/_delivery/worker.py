@@ -561,7 +561,13 @@ class Worker:
         with self._overflow_lock:
             self.counters.add("overflowed")
             try:
-                if self._store([call]):
+                if isinstance(call, Step):  # in order: a trace's end after the steps queued
+                    with self._handoff:  # before it (the spooler is between chunks)
+                        calls = [*(self.queue.popleft() for _ in range(len(self.queue))), call]
+                        due_sooner = self._store(calls)
+                else:
+                    due_sooner = self._store([call])
+                if due_sooner:
                     self._wake.set()
             except Exception as exc:  # never into the app: counted, like any call lost here
                 self.counters.lost("convert", detail=type(exc).__name__)

@@ -59,16 +59,19 @@ def test_bad_values_cost_only_their_call_and_surrogates_are_repaired(
     assert "bad \ufffd answer" in predictions
 
 
+@pytest.mark.parametrize("mode", ["prompt", "trace"])
 def test_a_full_disk_keeps_delivering_from_memory(
-    sqlite_server: LiveServer, title: str, tmp_path: Path
+    sqlite_server: LiveServer, title: str, tmp_path: Path, mode: str
 ) -> None:
     """The spool file cannot grow (RLIMIT_FSIZE in the child, like a full disk): 1,000 calls
-    still all arrive, once each; one ERROR says they are kept in memory; no traceback."""
+    (in trace mode: 1,000 traces of two model steps each) still all arrive, once each; one
+    ERROR says they are kept in memory; no traceback."""
     child = subprocess.run(
         [
             sys.executable,
             "-m",
             "tests.full_disk_child",
+            *(["--trace"] if mode == "trace" else []),
             str(tmp_path / "spool.sqlite3"),
             "1000",
             sqlite_server.url,
@@ -86,6 +89,9 @@ def test_a_full_disk_keeps_delivering_from_memory(
     assert (report["captured"], report["pending"], report["failed"]) == (1001, 0, {}), report
     arrived = sqlite_server.run_ids(title)
     assert len(arrived) == 1001 and max(arrived.values()) == 1
+    if mode == "trace":
+        steps = {int(task.data["steps"]) for task in sqlite_server.tasks(title)}
+        assert steps == {2}, steps
     assert report["tracebacks"] == 0, child.stderr[-3000:]
     assert sum("cannot write to the spool" in e for e in report["errors"]) == 1, report
 
