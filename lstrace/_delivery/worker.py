@@ -558,16 +558,17 @@ class Worker:
         if self._spool is None:
             self.queue.append(call)  # the spool is still opening: the bound is soft for a moment
             return
+        if isinstance(call, Step) and call.kind == "end":
+            # Queued all the same (one small record per trace past the bound): the end
+            # closes its trace, so it must follow the trace's steps still in the queue.
+            # Other steps may be spooled out of order: a trace's steps are read by seq.
+            self.queue.append(call)
+            self._queued.set()
+            return
         with self._overflow_lock:
             self.counters.add("overflowed")
             try:
-                if isinstance(call, Step):  # in order: a trace's end after the steps queued
-                    with self._handoff:  # before it (the spooler is between chunks)
-                        calls = [*(self.queue.popleft() for _ in range(len(self.queue))), call]
-                        due_sooner = self._store(calls)
-                else:
-                    due_sooner = self._store([call])
-                if due_sooner:
+                if self._store([call]):
                     self._wake.set()
             except Exception as exc:  # never into the app: counted, like any call lost here
                 self.counters.lost("convert", detail=type(exc).__name__)
