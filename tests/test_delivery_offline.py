@@ -16,9 +16,8 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,11 +27,11 @@ import lstrace
 from lstrace._delivery import worker as _worker
 from tests.fakeclient import KEY, URL, FakeLabelStudio
 from tests.spooled import spooled
+from tests.waiting import PATIENCE, wait_for
 
 CHILD = Path(__file__).resolve().parent / "live" / "child_capture.py"
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "sk-lstrace-test-secret-0123456789abcdef"  # a key nobody may write down
-PATIENCE = 120.0  # seconds a condition may take on a loaded machine before the test fails
 
 
 @pytest.fixture
@@ -59,14 +58,6 @@ def capture(n: int, *, api_key: str = KEY, project: str = "offline") -> list[str
         for prompt in prompts:
             llm.invoke(prompt)
     return prompts
-
-
-def wait_for(condition: Callable[[], object], what: str) -> None:
-    """Return once ``condition()`` is true; fail the test after :data:`PATIENCE` seconds."""
-    deadline = time.monotonic() + PATIENCE
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def spool_files(spool: Path) -> list[Path]:

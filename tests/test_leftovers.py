@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,18 +20,10 @@ import lstrace
 from lstrace import _process
 from lstrace._delivery import worker as _worker
 from lstrace._export.spoolview import look
+from tests.waiting import wait_for
 
 ELSEWHERE = "http://127.0.0.1:9"  # the server the earlier process used
 HERE = "http://127.0.0.1:7"  # the server this process uses
-PATIENCE = 120.0  # seconds a condition may take on a loaded machine before the test fails
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    """Return once ``condition()`` is true; fail the test after :data:`PATIENCE` seconds."""
-    deadline = time.monotonic() + PATIENCE
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def rows_in(spool: Path) -> int:

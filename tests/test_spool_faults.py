@@ -13,7 +13,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +27,7 @@ from lstrace._delivery.spool import Spool
 from lstrace._labelconfig import DEFAULT_CONFIGS
 from lstrace._options import Destination
 from tests.spooled import settle, spooled
+from tests.waiting import eventually
 
 T = TypeVar("T")
 
@@ -50,20 +50,10 @@ def test_a_value_json_cannot_hold_costs_only_its_own_call(lstrace_state: Path) -
         llm.invoke("third", config={"run_id": UUID(int=3)})
     rows = spooled(lstrace_state, 2)
     assert [r["run_id"] for r in rows] == [str(UUID(int=1)), str(UUID(int=3))]
-    stats = eventually(lstrace.stats, lambda s: s.spooled == 2)
+    stats = eventually(lstrace.stats, lambda s: s.spooled == 2, "2 spooled calls")
     assert (stats.captured, stats.pending) == (3, 2)
     assert stats.failed == 1
     assert stats.failed_by_reason == {"convert:TypeError": 1}
-
-
-def eventually(read: Callable[[], T], done: Callable[[T], bool], timeout: float = 60) -> T:
-    """What ``read()`` returns once ``done`` holds for it (or at the deadline)."""
-    deadline = time.monotonic() + timeout
-    value = read()
-    while not done(value) and time.monotonic() < deadline:
-        time.sleep(0.02)
-        value = read()
-    return value
 
 
 def in_a_new_thread(fn: Callable[[], T]) -> T:
@@ -211,13 +201,15 @@ def test_pending_never_counts_a_call_twice_while_it_moves_to_the_spool() -> None
     reader = threading.Thread(target=read)
     with lstrace.ls_session(project_name="spool faults: pending"):
         llm.invoke("opens the spool")
-        spooled_before = eventually(lstrace.stats, lambda s: s.spooled == 1)
+        spooled_before = eventually(
+            lstrace.stats, lambda s: s.spooled == 1, "the first call spooled"
+        )
         assert spooled_before.pending == 1
         reader.start()
         try:
             for n in range(1500):
                 llm.invoke(f"call {n}")
-            final = eventually(lstrace.stats, lambda s: s.spooled == 1501)
+            final = eventually(lstrace.stats, lambda s: s.spooled == 1501, "1,501 spooled calls")
         finally:
             done.set()
             reader.join()

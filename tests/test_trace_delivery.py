@@ -36,6 +36,7 @@ from tests.fakes import scripted, tool_call
 from tests.spooled import spooled
 from tests.test_task import text_target
 from tests.test_trace import weather_agent
+from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -49,13 +50,6 @@ def step_rows(spool: Path) -> int:
             return int(db.execute("SELECT COUNT(*) FROM trace_steps").fetchone()[0])
         except sqlite3.OperationalError:
             return 0
-
-
-def wait_for(predicate: Any, what: str, timeout: float = 10.0) -> None:
-    deadline = time.time() + timeout
-    while not predicate():
-        assert time.time() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def test_steps_are_spooled_as_they_happen_and_become_one_row_at_the_end(
@@ -326,10 +320,10 @@ def test_a_step_json_cannot_hold_costs_only_itself(lstrace_state: Path) -> None:
 def test_a_trace_end_that_overflows_the_queue_waits_for_its_steps(
     lstrace_state: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The queue is full when the root ends, so the caller's thread spools the end step
-    itself (a full queue is never dropped): the trace's steps still in the queue are
-    spooled first, and the task holds every step (it held none: the end closed the trace
-    before its steps reached the spool, which then waited as a trace of their own)."""
+    """The queue is full when the root ends (a full queue makes the caller's thread spool
+    its calls itself): the end still waits in the queue behind the trace's steps, and the
+    task holds every step (it held none: the caller spooled the end, closing the trace
+    before its steps reached the spool, which then waited there as an open trace)."""
     lstrace.configure(max_queue=2)
     llm = FakeListLLM(responses=["an answer"])
     with lstrace.ls_session(project_name="unused"):

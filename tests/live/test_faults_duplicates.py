@@ -12,9 +12,7 @@ the extra copies nobody annotated. The offline tests of the same paths are in
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,7 @@ import lstrace
 from lstrace._delivery.repair import grace
 from tests.live.conftest import LiveServer, call, fake_chat
 from tests.live.fault_proxy import FaultProxy
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.live
 
@@ -49,13 +48,6 @@ def _rechecks(spool: Path) -> int:
         return int(db.execute("SELECT COUNT(*) FROM rechecks").fetchone()[0])
 
 
-def _wait(what: str, done: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
-
-
 def _copies(server: LiveServer, title: str) -> dict[str, list[int]]:
     """Task ids by run id, lowest first."""
     found: dict[str, list[int]] = {}
@@ -77,7 +69,12 @@ def test_a_slow_server_leaves_no_duplicate_once_the_repair_window_passed(
     )
     proxy.fail_next(10_000, 503, path="/api/tasks", query=COPY_CHECK)  # checks fail for now
     first = _round(proxy, title, proxy.url)
-    _wait("the held import", lambda: sqlite_server.task_count(title) == 2 * PER_ROUND, 60)
+    wait_for(
+        lambda: sqlite_server.task_count(title) == 2 * PER_ROUND,
+        "the held import",
+        timeout=60,
+        every=0.5,
+    )
     copies = _copies(sqlite_server, title)
     annotated = [copies[first[0]][0], copies[first[0]][1], copies[first[1]][1]]
     for task_id in annotated:
@@ -87,7 +84,12 @@ def test_a_slow_server_leaves_no_duplicate_once_the_repair_window_passed(
     sent = list(first)
     for _ in range(ROUNDS):
         sent += _round(proxy, title, proxy.url)
-    _wait("the last duplicate checks", lambda: _rechecks(lstrace_state) == 0, 3 * grace(TIMEOUT))
+    wait_for(
+        lambda: _rechecks(lstrace_state) == 0,
+        "the last duplicate checks",
+        timeout=3 * grace(TIMEOUT),
+        every=0.5,
+    )
     imports = sum(n for path, n in proxy.forwarded.items() if path.endswith(IMPORT))
 
     arrived = Counter(str(t.data.get("run_id")) for t in sqlite_server.tasks(title))

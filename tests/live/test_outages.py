@@ -7,13 +7,13 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import lstrace
 from tests.live.conftest import LiveServer, call, child, fake_chat, spool_rows
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.live
 
@@ -70,7 +70,7 @@ def test_sigkilled_process_delivered_by_the_next(
     reported: dict[str, float] = {}
     reader = threading.Thread(target=_read_reports, args=(proc, reported))
     reader.start()
-    _wait_for(lambda: sqlite_server.task_count(title) >= 200, timeout=120)
+    wait_for(lambda: sqlite_server.task_count(title) >= 200, "200 tasks", timeout=120, every=0.2)
     killed_at = time.monotonic()
     os.kill(proc.pid, signal.SIGKILL)
     reader.join()
@@ -100,10 +100,3 @@ def _read_reports(proc: subprocess.Popen[str], into: dict[str, float]) -> None:
         parts = line.split()
         if len(parts) == 3:
             into[parts[1]] = float(parts[2])
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
