@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
+from subprocess import PIPE
 
 import pytest
 from langchain_core.language_models import FakeListLLM
@@ -19,6 +23,7 @@ from langchain_core.language_models import FakeListLLM
 import lstrace
 from lstrace import _process
 from lstrace._delivery import worker as _worker
+from lstrace._delivery.spool import _host
 from lstrace._export.spoolview import look
 from tests.waiting import wait_for
 
@@ -81,3 +86,43 @@ def test_a_key_for_that_server_takes_the_rows_over(lstrace_state: Path) -> None:
     assert lstrace.flush(timeout=3).pending == 1
     _capture(ELSEWHERE, "now this process uses that server too")
     wait_for(lambda: lstrace.stats().pending == 3, "the left row to be taken over")
+
+
+def test_rows_of_a_process_that_ended_are_taken_over_at_the_next_owner_check(
+    lstrace_state: Path,
+) -> None:
+    """Another process sharing the spool ends while this one runs (issue 12.9): its rows
+    are taken over at the sender's once-a-second owner check, not at the next heartbeat
+    (up to 10 s); the sender wakes once a second for it only while others are registered."""
+    _capture(HERE, "this process's own call")
+    wait_for(lambda: rows_in(lstrace_state) == 1, "this process's row")
+    worker = _worker.running()
+    assert worker is not None
+    worker._watch_owners(time.time() + 2)
+    assert worker._wait_time() == 10.0  # alone in the spool: the heartbeat's pace
+    other = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=PIPE)
+    with sqlite3.connect(lstrace_state) as db:
+        db.execute(
+            "INSERT INTO owners VALUES ('other', ?, ?, ?)", (other.pid, _host(), time.time())
+        )
+        db.execute(
+            "INSERT INTO tasks (dest, run_id, body, created, owner) SELECT dest, 'left',"
+            " body, created, 'other' FROM tasks WHERE owner = ?",
+            (worker.owner,),
+        )
+    worker._watch_owners(time.time() + 4)
+    assert worker._wait_time() <= 1.0
+    assert owner_of(lstrace_state, "left") == "other"  # that process still runs
+    assert other.stdin is not None
+    other.stdin.close()
+    other.wait()
+    worker._watch_owners(time.time() + 6)
+    assert owner_of(lstrace_state, "left") == worker.owner
+    worker._watch_owners(time.time() + 8)
+    assert worker._wait_time() == 10.0  # alone again
+
+
+def owner_of(spool: Path, run_id: str) -> str | None:
+    with sqlite3.connect(spool) as db:
+        [(owner,)] = db.execute("SELECT owner FROM tasks WHERE run_id = ?", (run_id,)).fetchall()
+    return str(owner) if owner is not None else None

@@ -576,6 +576,17 @@ class Spool:
                 )
         return taken
 
+    def others_ended(self) -> bool | None:
+        """Whether another process registered in this spool has ended (its rows are then
+        taken over by :meth:`adopt_orphans`); None when no other process is registered."""
+        rows = self._query(
+            "SELECT pid, host, heartbeat FROM owners WHERE token != ?", (self.owner,)
+        )
+        if not rows:
+            return None
+        now = time.time()
+        return any(not owner_alive(pid, host, beat, now) for pid, host, beat in rows)
+
     def waiting_urls(self) -> set[str]:
         """Servers that live rows owned by this process, or by nobody, wait for."""
         rows = self._query(

@@ -161,6 +161,8 @@ class Worker:
         self._overflow_lock = threading.Lock()
         self._refused_kinds: set[str] = set()
         self._spool_error_reported = False
+        self._owners_checked_at = 0.0  # see _watch_owners
+        self._others_seen = False  # other processes were registered in the spool
         self._thread = threading.Thread(target=self._run, name="lstrace-sender", daemon=True)
         # Spooling has a thread of its own: a send can block for request_timeout, and a
         # captured call must reach the spool within spool_interval whatever the network does.
@@ -386,6 +388,7 @@ class Worker:
             self._wake.clear()
             try:
                 self._step()
+                self._watch_owners(time.time())
                 if time.time() - last_beat > 10:
                     last_beat = time.time()
                     self._spool.heartbeat()
@@ -453,8 +456,21 @@ class Worker:
             sender.reload_backlog()
         return adopted
 
+    def _watch_owners(self, now: float) -> None:
+        """At most once a second: when another process registered in the spool has ended,
+        take over its rows now rather than at the next heartbeat (up to 10 s away). The
+        sender wakes once a second for this only while other processes are registered."""
+        spool = self._spool
+        if spool is None or now - self._owners_checked_at < 1.0:
+            return
+        self._owners_checked_at = now
+        ended = spool.others_ended()
+        self._others_seen = ended is not None
+        if ended:
+            self.take_over()
+
     def _wait_time(self) -> float:
-        wait = 10.0
+        wait = 1.0 if self._others_seen else 10.0
         due = self._sender.next_due(self.settings.flush_interval) if self._sender else None
         if due is not None:
             wait = min(wait, max(0.01, due - time.time()))
