@@ -18,9 +18,10 @@ from langchain_core.language_models import FakeListLLM
 
 import lstrace
 from lstrace import _json
+from lstrace._delivery import spool as spool_module
 from lstrace._delivery.projects import Project
 from lstrace._delivery.sender import Sender
-from lstrace._delivery.spool import Spool
+from lstrace._delivery.spool import Row, Spool
 from lstrace._delivery.stats import Counters
 from lstrace._delivery.task import build_task
 from lstrace._labelconfig import DEFAULT_CONFIGS, Mode, Target, default_target
@@ -150,4 +151,56 @@ def test_the_sender_is_woken_only_when_a_destination_becomes_due_sooner(tmp_path
     woken = [sender.note_spooled(dest, n, 0.0) for n in (0, 4, 4, 4, 4)]
     assert woken == [False, True, False, True, False]  # nothing; first rows; 8; 12 >= 10; 16
     assert sender.waiting() == 16
+    spool.close()
+
+
+def _rows_as_tuples(rows: list[Row]) -> list[tuple[Any, ...]]:
+    return [(r.id, r.run_id, r.maybe_sent, r.created, r.size, r.task, r.content) for r in rows]
+
+
+def test_a_batch_is_taken_alike_in_one_json_step_and_row_by_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """take() reads a batch as one JSON array (one step into SQLite); a SQLite without
+    JSON functions is read row by row. Both give the same rows, in id order: a stored
+    import body, a body stored as a BLOB, an attempt's mark, another process's rows and
+    rows past the limit left out."""
+    dest = Destination("http://127.0.0.1:1", None, "take", DEFAULT_CONFIGS["chat"], "chat")
+    spool = Spool(tmp_path / "spool.sqlite3", uuid.uuid4().hex)
+    items = [(dest, {"run_id": f"r{i}", "prompt": f"q{i} \u00e9\u6f22 \"'\\"}) for i in range(6)]
+    spool.add(items, [None, b'{"stored":1}', None, None, None, None])
+    with sqlite3.connect(tmp_path / "spool.sqlite3") as db:
+        db.execute("UPDATE tasks SET body = CAST(body AS BLOB) WHERE run_id = 'r2'")
+        db.execute("UPDATE tasks SET owner = 'another' WHERE run_id = 'r3'")
+    ids = [r.id for r in spool.take(dest, 10)]
+    spool.mark_attempt(ids[:1], maybe_sent=True)
+    in_one_step = spool.take(dest, 4)
+    monkeypatch.setattr(spool_module, "_json_in_sqlite", False)
+    row_by_row = spool.take(dest, 4)
+    assert _rows_as_tuples(in_one_step) == _rows_as_tuples(row_by_row)
+    assert [r.run_id for r in in_one_step] == ["r0", "r1", "r2", "r4"]
+    assert [r.task for r in in_one_step] == [None, b'{"stored":1}', None, None]
+    assert in_one_step[0].maybe_sent and not in_one_step[1].maybe_sent
+    assert in_one_step[2].content == {"run_id": "r2", "prompt": "q2 \u00e9\u6f22 \"'\\"}
+    spool.close()
+
+
+def test_a_sqlite_without_json_functions_is_read_row_by_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """take() notices once that SQLite has no JSON functions and reads row by row."""
+    dest = Destination("http://127.0.0.1:1", None, "nojson", DEFAULT_CONFIGS["chat"], "chat")
+    spool = Spool(tmp_path / "spool.sqlite3", uuid.uuid4().hex)
+    spool.add([(dest, {"run_id": "r0", "prompt": "q"})])
+    calls = []
+
+    def no_json(where: str, args: tuple[Any, ...]) -> list[Row]:
+        calls.append(where)
+        raise sqlite3.OperationalError("no such function: json_group_array")
+
+    monkeypatch.setattr(spool_module, "_json_in_sqlite", True)
+    monkeypatch.setattr(spool, "_take_listed", no_json)
+    assert [r.run_id for r in spool.take(dest, 10)] == ["r0"]
+    assert [r.run_id for r in spool.take(dest, 10)] == ["r0"]
+    assert len(calls) == 1 and spool_module._json_in_sqlite is False
     spool.close()

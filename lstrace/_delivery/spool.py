@@ -10,6 +10,7 @@ server, so the sender checks for them there before sending again.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -296,6 +297,7 @@ class Spool:
         self._closed_in_memory: set[tuple[str, str]] = set()
         self._reported_full = False
         self._reported_unreadable = False
+        self._remembered: set[str] = set()  # destination keys this spool's file holds
         if path is None:
             self._uri = f"file:lstrace-{owner}?mode=memory&cache=shared"
             with _guard:  # a shared in-memory database lives while one connection does
@@ -356,6 +358,11 @@ class Spool:
                 raise
             db.execute("COMMIT")
 
+    def _write(self, sql: str, args: Sequence[Any] = ()) -> None:
+        """One statement, which SQLite runs as a transaction of its own."""
+        with _guard:
+            self._db().execute(sql, args)
+
     def release(self) -> None:
         """Hand this process's rows back (clean shutdown) so the next process takes them at
         once. Never raises: a spool that cannot be written is reported once (the rows are
@@ -415,15 +422,22 @@ class Spool:
             return self._hold(dests, rows, refused)
 
     def _insert(self, dests: dict[str, Destination], rows: list[tuple[Any, ...]]) -> int:
+        new = {key: dest for key, dest in dests.items() if key not in self._remembered}
+        if not new and len(rows) <= INSERT_ROWS:  # the usual case: a chunk of the spooler's
+            with _guard:
+                db = self._db()
+                before = db.total_changes
+                db.execute(_insert_sql(len(rows)), [v for row in rows for v in row])
+                return db.total_changes - before
         with self._tx() as db:
-            _remember(db, dests)
+            _remember(db, new)
             before = db.total_changes
-            db.executemany(
-                "INSERT OR IGNORE INTO tasks (dest, run_id, body, created, owner, task)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            return db.total_changes - before
+            for start in range(0, len(rows), INSERT_ROWS):
+                part = rows[start : start + INSERT_ROWS]
+                db.execute(_insert_sql(len(part)), [v for row in part for v in row])
+            added = db.total_changes - before
+        self._remembered.update(new)  # only once committed
+        return added
 
     # -- rows the file could not take, held in memory (bounded) and sent from there --
 
@@ -504,9 +518,7 @@ class Spool:
         ids = self._split(ids)
         if not ids:
             return
-        with self._tx() as db:
-            for chunk in _id_lists(ids):
-                db.execute(f"DELETE FROM tasks WHERE id IN ({chunk})")
+        self._write(f"DELETE FROM tasks WHERE id IN ({_id_list(ids)})")
 
     def mark_attempt(self, ids: Iterable[int], *, maybe_sent: bool) -> None:
         """Record an import attempt and whether it may have reached the server."""
@@ -517,13 +529,11 @@ class Spool:
         ids = [i for i in ids if i >= 0]
         if not ids:
             return
-        with self._tx() as db:
-            for chunk in _id_lists(ids):
-                db.execute(
-                    "UPDATE tasks SET attempts = attempts + 1, maybe_sent = ?"
-                    f" WHERE id IN ({chunk})",
-                    (int(maybe_sent),),
-                )
+        self._write(
+            "UPDATE tasks SET attempts = attempts + 1, maybe_sent = ?"
+            f" WHERE id IN ({_id_list(ids)})",
+            (int(maybe_sent),),
+        )
 
     def mark_dead(self, ids: Iterable[int], reason: str) -> None:
         """Set aside tasks Label Studio refuses for good; they stay visible in ``status``
@@ -625,12 +635,44 @@ class Spool:
                 Row(i, h.run_id, None, h.maybe_sent, h.created, len(h.body), h.task, h.body)
                 for i, h in sorted(held, reverse=True)[:limit]
             ]
+        where = "owner = ? AND dest = ? AND dead IS NULL ORDER BY id LIMIT ?"
+        args = (self.owner, dest.key, limit)
+        if _json_in_sqlite:
+            try:
+                return self._take_listed(where, args)
+            except sqlite3.OperationalError as exc:  # a SQLite built without JSON functions
+                if "no such function" not in str(exc):
+                    raise
+                _json_off()
         rows = self._query(
-            "SELECT id, run_id, body, maybe_sent, created, task FROM tasks"
-            " WHERE owner = ? AND dest = ? AND dead IS NULL ORDER BY id LIMIT ?",
-            (self.owner, dest.key, limit),
+            f"SELECT id, run_id, body, maybe_sent, created, task FROM tasks WHERE {where}", args
         )
         return [Row(i, r, None, bool(m), c, len(b), t, b) for i, r, b, m, c, t in rows]
+
+    def _take_listed(self, where: str, args: tuple[Any, ...]) -> list[Row]:
+        """:meth:`take`'s rows as one JSON array: SQLite hands them over in one step, where
+        fetching a row at a time let go of the GIL once per row (and then waited, up to the
+        switch interval, to get it back from a busy app thread)."""
+        ((found,),) = self._query(
+            "SELECT json_group_array(json_array(id, run_id, CASE WHEN typeof(body) = 'text'"
+            " THEN body ELSE '' END, maybe_sent, printf('%!.17g', created), task IS NOT NULL"
+            f" OR typeof(body) != 'text')) FROM (SELECT * FROM tasks WHERE {where})",
+            args,
+        )
+        # by id, whatever order the aggregate kept; ``created`` as text: JSON would round it
+        listed = sorted(loads(found))
+        odd: dict[int, tuple[Any, bytes | None]] = {}
+        if any(row[5] for row in listed):  # an import body an earlier version stored
+            ids = _id_list(row[0] for row in listed if row[5])
+            for i, body, task in self._query(
+                f"SELECT id, body, task FROM tasks WHERE id IN ({ids})"
+            ):
+                odd[i] = (body, task)
+        rows = []
+        for i, r, b, m, c, special in listed:
+            body, task = odd[i] if special else (b, None)
+            rows.append(Row(i, r, None, bool(m), float(c), len(body), task, body))
+        return rows
 
     def count(self, *, mine: bool = False) -> int:
         """Live rows waiting (all processes, or only this one's). Never raises: when the
@@ -919,6 +961,16 @@ class Spool:
         return int(self._query("SELECT COUNT(*) FROM trace_steps")[0][0])
 
 
+# SQLite's JSON functions (built in since 3.38, compiled in by most builds before): take()
+# reads a batch through them; a build without them is noticed once and read row by row.
+_json_in_sqlite = True
+
+
+def _json_off() -> None:
+    global _json_in_sqlite  # noqa: PLW0603 - one process-wide fact about the SQLite build
+    _json_in_sqlite = False
+
+
 # Held around every use of SQLite in this process, and by fork() (see below), so no
 # thread is inside SQLite when a child is forked. A child copies SQLite's in-process
 # state: a copy taken mid-call holds a mutex for ever (the child hangs when it frees the
@@ -951,12 +1003,23 @@ def _add_task_column(db: sqlite3.Connection) -> None:
                 raise
 
 
-def _id_lists(ids: Iterable[int], size: int = 500) -> Iterator[str]:
-    """Row ids as comma-separated SQL lists of at most ``size``: one statement per list
-    instead of one per row. Only integers go in (``int()`` refuses anything else)."""
-    as_text = [str(int(i)) for i in ids]
-    for start in range(0, len(as_text), size):
-        yield ",".join(as_text[start : start + size])
+# Rows per INSERT statement. One statement for many rows is one step into SQLite, so the
+# thread lets go of the GIL once per statement instead of once per row: a background thread
+# that lets go of it while the app's thread is busy waits up to the switch interval (5 ms)
+# to get it back. 6 values a row stay under SQLite's oldest limit of 999 variables.
+INSERT_ROWS = 5000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 160
+
+
+@functools.lru_cache(maxsize=32)
+def _insert_sql(rows: int) -> str:
+    values = ",".join(["(?, ?, ?, ?, ?, ?)"] * rows)
+    return f"INSERT OR IGNORE INTO tasks (dest, run_id, body, created, owner, task) VALUES {values}"
+
+
+def _id_list(ids: Iterable[int]) -> str:
+    """Row ids as a comma-separated SQL list: one statement for them all instead of one
+    per row. Only integers go in (``int()`` refuses anything else)."""
+    return ",".join([str(int(i)) for i in ids])
 
 
 def _host() -> str:
