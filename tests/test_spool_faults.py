@@ -186,6 +186,31 @@ def test_a_trace_that_ends_while_the_disk_is_full_becomes_a_task_held_in_memory(
     assert spool.count_steps() == 0
 
 
+def test_trace_steps_go_to_the_file_again_as_soon_as_it_takes_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the held task rows moved into the file (the disk has room again), the next
+    trace step is written to the file too, not held in memory for the retry interval
+    (where a crash would lose it)."""
+    dest = Destination("http://127.0.0.1:1", None, "room", DEFAULT_CONFIGS["chat"], "chat")
+    spool = Spool(tmp_path / "spool.sqlite3", "me")
+    writes = Spool._tx
+
+    @contextlib.contextmanager
+    def disk_full(self: Spool) -> Iterator[sqlite3.Connection]:
+        raise sqlite3.OperationalError("database or disk is full")
+        yield  # pragma: no cover - a generator, like the method it stands for
+
+    monkeypatch.setattr(Spool, "_tx", disk_full)
+    assert spool.add([(dest, {"run_id": "held", "prompt": "p"})]) == 1  # held in memory
+    monkeypatch.setattr(Spool, "_tx", writes)
+    spool._retry_write_at = 0.0  # the next retry is due
+    assert spool.add([(dest, {"run_id": "next", "prompt": "p"})]) == 1
+    assert [row.run_id for row in spool.take(dest, 10)] == ["held", "next"]  # both in the file
+    spool.add_steps([(dest, "root", 1, {"kind": "model", "seq": 1})])
+    assert spool.count_steps() == 1
+
+
 def test_pending_never_counts_a_call_twice_while_it_moves_to_the_spool() -> None:
     """stats().pending, read over and over while calls move from the queue to the spool,
     never exceeds the number of calls made (issue 12.9: it read 612 for 500 calls), and

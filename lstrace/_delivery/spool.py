@@ -806,7 +806,7 @@ class Spool:
             dests[dest.key] = dest
         if not rows:
             return 0
-        if now < self._retry_write_at:  # the file took nothing a moment ago
+        if self._reported_full and now < self._retry_write_at:  # it took nothing just now
             return self._hold_steps(dests, rows, refused)
         try:
             with self._tx() as db:
@@ -916,7 +916,7 @@ class Spool:
         """Delete the file's steps of traces built from memory; returns those still there."""
         with self._held_lock:
             closed = set(self._closed_in_memory)
-        if not closed or time.time() < self._retry_write_at:
+        if not closed or (self._reported_full and time.time() < self._retry_write_at):
             return closed
         try:
             with self._tx() as db:
