@@ -1,4 +1,5 @@
-"""Duplicates from a slow server, repaired, against a real Label Studio (issue 12.5).
+"""Duplicates from a slow server, repaired, against a real Label Studio on each backend
+(SQLite, and PostgreSQL behind several workers; issue 12.5).
 
 The fault proxy holds each round's first import 5 s before it forwards it, and lstrace
 gives up after ``request_timeout=2``: the sender finds none of the batch on the server,
@@ -57,7 +58,7 @@ def _copies(server: LiveServer, title: str) -> dict[str, list[int]]:
 
 
 def test_a_slow_server_leaves_no_duplicate_once_the_repair_window_passed(
-    sqlite_server: LiveServer, proxy: FaultProxy, title: str, lstrace_state: Path
+    live_server: LiveServer, proxy: FaultProxy, title: str, lstrace_state: Path
 ) -> None:
     """First a round whose duplicate checks fail until three copies are annotated (both
     copies of one call, the later copy of another); then 10 rounds of 20 calls, each import
@@ -70,15 +71,15 @@ def test_a_slow_server_leaves_no_duplicate_once_the_repair_window_passed(
     proxy.fail_next(10_000, 503, path="/api/tasks", query=COPY_CHECK)  # checks fail for now
     first = _round(proxy, title, proxy.url)
     wait_for(
-        lambda: sqlite_server.task_count(title) == 2 * PER_ROUND,
+        lambda: live_server.task_count(title) == 2 * PER_ROUND,
         "the held import",
         timeout=60,
         every=0.5,
     )
-    copies = _copies(sqlite_server, title)
+    copies = _copies(live_server, title)
     annotated = [copies[first[0]][0], copies[first[0]][1], copies[first[1]][1]]
     for task_id in annotated:
-        sqlite_server.sdk.annotations.create(id=task_id, result=[], was_cancelled=False)
+        live_server.sdk.annotations.create(id=task_id, result=[], was_cancelled=False)
     proxy.reset()  # the checks go through from now on
 
     sent = list(first)
@@ -92,7 +93,7 @@ def test_a_slow_server_leaves_no_duplicate_once_the_repair_window_passed(
     )
     imports = sum(n for path, n in proxy.forwarded.items() if path.endswith(IMPORT))
 
-    arrived = Counter(str(t.data.get("run_id")) for t in sqlite_server.tasks(title))
+    arrived = Counter(str(t.data.get("run_id")) for t in live_server.tasks(title))
     made = (imports + 2) * PER_ROUND - len(sent)  # +2: the first round's imports
     stats = lstrace.stats()
     print(
@@ -107,4 +108,4 @@ def test_a_slow_server_leaves_no_duplicate_once_the_repair_window_passed(
     assert stats.duplicates_annotated == 1
     assert stats.duplicate_checks_expired == 0
     for task_id in annotated:
-        assert len(sqlite_server.annotations(task_id)) == 1
+        assert len(live_server.annotations(task_id)) == 1
