@@ -262,3 +262,39 @@ def test_a_child_of_every_start_method_runs_the_exit_flush(tmp_path: Path, metho
     with contextlib.closing(sqlite3.connect(spool)) as db:
         left = db.execute("SELECT COUNT(*) FROM tasks").fetchone()[0]
     assert left == 0, f"{left} rows left in the spool; stderr: {child.stderr[-2000:]}"
+
+
+class _CommitFailsOnce:
+    """A spool connection whose next COMMIT fails as a full disk makes it fail."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.failed = False
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "COMMIT" and not self.failed:
+            self.failed = True
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.db.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+
+def test_a_commit_that_fails_leaves_no_transaction_open(tmp_path: Path) -> None:
+    """A COMMIT that fails (a full disk at commit time) is rolled back: the thread's next
+    transaction starts (it failed with "cannot start a transaction within a transaction"
+    for ever), and what the failed one wrote is not in the file."""
+    dest = Destination("http://127.0.0.1:1", None, "commit", DEFAULT_CONFIGS["chat"], "chat")
+    spool = Spool(tmp_path / "spool.sqlite3", "owner")
+    spool.add([(dest, {"run_id": "r0", "prompt": "q"})])
+    [row] = spool.take(dest, 10)
+    failing = _CommitFailsOnce(spool._db())
+    spool._local.db = failing
+    with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+        spool.mark_dead([row.id], "rejected")
+    assert failing.failed and not failing.db.in_transaction
+    assert spool.count_dead() == 0  # rolled back
+    spool.mark_dead([row.id], "rejected")
+    assert spool.count_dead() == 1
+    spool.close()

@@ -204,3 +204,20 @@ def test_a_sqlite_without_json_functions_is_read_row_by_row(
     assert [r.run_id for r in spool.take(dest, 10)] == ["r0"]
     assert len(calls) == 1 and spool_module._json_in_sqlite is False
     spool.close()
+
+
+def test_a_chunk_is_inserted_in_statements_of_powers_of_two_rows(tmp_path: Path) -> None:
+    """Rows go in by statements of 128, 64, ... rows (a few cached statements, not one per
+    chunk size): every row once, in order; a row already there is not counted again."""
+    assert spool_module._insert_parts(200) == [128, 64, 8]
+    assert all(sum(spool_module._insert_parts(n)) == n for n in range(1, 600))
+    dest = Destination("http://127.0.0.1:1", None, "parts", DEFAULT_CONFIGS["chat"], "chat")
+    spool = Spool(tmp_path / "spool.sqlite3", uuid.uuid4().hex)
+    first = [(dest, {"run_id": f"r{i}", "prompt": "q"}) for i in range(201)]
+    assert spool.add(first) == 201  # a new destination: in one transaction with it
+    again = first[195:] + [(dest, {"run_id": f"s{i}", "prompt": "q"}) for i in range(300)]
+    assert spool.add(again) == 300
+    assert [r.run_id for r in spool.take(dest, 1000)] == [f"r{i}" for i in range(201)] + [
+        f"s{i}" for i in range(300)
+    ]
+    spool.close()

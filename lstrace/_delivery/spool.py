@@ -182,14 +182,25 @@ def _writing(path: Path) -> Iterator[sqlite3.Connection]:
     try:
         with _guard:
             db.execute("BEGIN IMMEDIATE")
-            try:
+            with _rolled_back_on_error(db):
                 yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
     finally:
         db.close()
+
+
+@contextlib.contextmanager
+def _rolled_back_on_error(db: sqlite3.Connection) -> Iterator[None]:
+    """Commit the transaction ``db`` is in when the block ends, else roll it back; a COMMIT
+    that fails (a full disk) is rolled back too, or the connection would stay inside the
+    transaction and every later BEGIN on it fail. The block's error is the one raised."""
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:  # SQLite may have rolled back already (some errors do)
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+        raise
 
 
 def default_path() -> Path:
@@ -351,12 +362,8 @@ class Spool:
         with _guard:
             db = self._db()
             db.execute("BEGIN IMMEDIATE")
-            try:
+            with _rolled_back_on_error(db):
                 yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
 
     def _write(self, sql: str, args: Sequence[Any] = ()) -> None:
         """One statement, which SQLite runs as a transaction of its own."""
@@ -423,7 +430,8 @@ class Spool:
 
     def _insert(self, dests: dict[str, Destination], rows: list[tuple[Any, ...]]) -> int:
         new = {key: dest for key, dest in dests.items() if key not in self._remembered}
-        if not new and len(rows) <= INSERT_ROWS:  # the usual case: a chunk of the spooler's
+        parts = _insert_parts(len(rows))
+        if not new and len(parts) == 1:  # one statement: a transaction of its own
             with _guard:
                 db = self._db()
                 before = db.total_changes
@@ -432,9 +440,11 @@ class Spool:
         with self._tx() as db:
             _remember(db, new)
             before = db.total_changes
-            for start in range(0, len(rows), INSERT_ROWS):
-                part = rows[start : start + INSERT_ROWS]
-                db.execute(_insert_sql(len(part)), [v for row in part for v in row])
+            start = 0
+            for size in parts:
+                part = rows[start : start + size]
+                db.execute(_insert_sql(size), [v for row in part for v in row])
+                start += size
             added = db.total_changes - before
         self._remembered.update(new)  # only once committed
         return added
@@ -1003,14 +1013,27 @@ def _add_task_column(db: sqlite3.Connection) -> None:
                 raise
 
 
-# Rows per INSERT statement. One statement for many rows is one step into SQLite, so the
-# thread lets go of the GIL once per statement instead of once per row: a background thread
-# that lets go of it while the app's thread is busy waits up to the switch interval (5 ms)
-# to get it back. 6 values a row stay under SQLite's oldest limit of 999 variables.
-INSERT_ROWS = 5000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 160
+# Rows per INSERT statement, at most. One statement for many rows is one step into SQLite,
+# so the thread lets go of the GIL once per statement instead of once per row: a background
+# thread that lets go of it while the app's thread is busy waits up to the switch interval
+# (5 ms) to get it back. The statements hold a power of two of rows each (200 rows: 128 +
+# 64 + 8), so that the sqlite3 module's statement cache keeps a few of them, not one per
+# chunk size (that cost 20 MB of prepared statements). 6 values a row stay under SQLite's
+# oldest limit of 999 variables.
+INSERT_ROWS = 128
 
 
-@functools.lru_cache(maxsize=32)
+def _insert_parts(rows: int) -> list[int]:
+    """How many rows each INSERT statement of ``rows`` rows holds: powers of two."""
+    parts = []
+    while rows > 0:
+        size = min(INSERT_ROWS, 1 << (rows.bit_length() - 1))
+        parts.append(size)
+        rows -= size
+    return parts
+
+
+@functools.lru_cache(maxsize=INSERT_ROWS.bit_length())
 def _insert_sql(rows: int) -> str:
     values = ",".join(["(?, ?, ?, ?, ?, ?)"] * rows)
     return f"INSERT OR IGNORE INTO tasks (dest, run_id, body, created, owner, task) VALUES {values}"
