@@ -101,13 +101,12 @@ def test_deleting_the_spool_never_makes_stats_flush_or_the_exit_flush_raise(
     assert len(warnings) == 1, warnings
 
 
-def test_a_spool_that_cannot_grow_keeps_delivering_from_memory(tmp_path: Path) -> None:
-    """Disk full (issue 12.2): the spool file cannot grow, so the calls the file cannot
-    take are kept in memory and delivered from there, every one exactly once; one ERROR
-    from a background thread says so, no traceback, nothing is counted as lost."""
-    spool = tmp_path / "spool.sqlite3"
+def _full_disk_child(spool: Path, *args: str) -> dict[str, Any]:
+    """Run tests/full_disk_child.py (a spool file that cannot grow) and check what holds
+    in every mode: all 1,001 calls captured and delivered once, nothing failed or pending,
+    no traceback, one ERROR from lstrace's threads only. Returns the child's report."""
     child = subprocess.run(
-        [sys.executable, "-m", "tests.full_disk_child", str(spool), "1000"],
+        [sys.executable, "-m", "tests.full_disk_child", *args, str(spool), "1000"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -115,37 +114,29 @@ def test_a_spool_that_cannot_grow_keeps_delivering_from_memory(tmp_path: Path) -
         check=False,
     )
     assert child.returncode == 0, child.stderr[-3000:]
-    report = json.loads(child.stdout.strip().splitlines()[-1])
+    report: dict[str, Any] = json.loads(child.stdout.strip().splitlines()[-1])
     assert report["captured"] == 1001 and report["failed"] == {}, report
     assert (report["arrived"], report["imported"], report["pending"]) == (1001, 1001, 0), report
     assert report["tracebacks"] == 0, child.stderr[-3000:]
     [error] = [e for e in report["errors"] if "cannot write to the spool" in e]
     assert "kept in memory" in error
     assert report["threads"] and all(t.startswith("lstrace") for t in report["threads"]), report
+    return report
+
+
+def test_a_spool_that_cannot_grow_keeps_delivering_from_memory(tmp_path: Path) -> None:
+    """Disk full (issue 12.2): the spool file cannot grow, so the calls the file cannot
+    take are kept in memory and delivered from there, every one exactly once; one ERROR
+    from a background thread says so, no traceback, nothing is counted as lost."""
+    _full_disk_child(tmp_path / "spool.sqlite3")
 
 
 def test_a_spool_that_cannot_grow_keeps_delivering_traces_from_memory(tmp_path: Path) -> None:
     """Disk full in trace mode (issue 12.2): the steps the file cannot take are kept in
     memory and every trace whose root ends becomes its task, with all its steps, delivered
     once; one ERROR from a background thread says so, no traceback, nothing lost."""
-    spool = tmp_path / "spool.sqlite3"
-    child = subprocess.run(
-        [sys.executable, "-m", "tests.full_disk_child", "--trace", str(spool), "1000"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=Path(__file__).resolve().parents[1],
-        check=False,
-    )
-    assert child.returncode == 0, child.stderr[-3000:]
-    report = json.loads(child.stdout.strip().splitlines()[-1])
-    assert report["captured"] == 1001 and report["failed"] == {}, report
-    assert (report["arrived"], report["imported"], report["pending"]) == (1001, 1001, 0), report
+    report = _full_disk_child(tmp_path / "spool.sqlite3", "--trace")
     assert report["steps"] == [2], report
-    assert report["tracebacks"] == 0, child.stderr[-3000:]
-    [error] = [e for e in report["errors"] if "cannot write to the spool" in e]
-    assert "kept in memory" in error
-    assert report["threads"] and all(t.startswith("lstrace") for t in report["threads"]), report
 
 
 def test_a_trace_that_ends_while_the_disk_is_full_becomes_a_task_held_in_memory(
