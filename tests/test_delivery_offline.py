@@ -25,6 +25,7 @@ from langchain_core.language_models import FakeListLLM
 
 import lstrace
 from lstrace._delivery import worker as _worker
+from lstrace._delivery.spool import Spool
 from tests.fakeclient import KEY, URL, FakeLabelStudio
 from tests.spooled import spooled
 from tests.waiting import PATIENCE, wait_for
@@ -185,6 +186,30 @@ def test_exit_line_does_not_call_tasks_undelivered_while_their_import_is_in_flig
     assert "30 tasks" in maybe and "checks" in maybe
     (waiting,) = [line for line in err.splitlines() if "not yet delivered" in line]
     assert "5 tasks" in waiting and "lstrace sync" in waiting
+
+
+def test_exit_line_counts_calls_held_in_memory_on_a_full_disk_as_lost(
+    server: FakeLabelStudio, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Calls the spool file could not take (a full disk) are held in memory and sent from
+    there; a process that ends before they are delivered loses them, and its exit line says
+    so (it said they wait in the spool for the next process, which never sees them)."""
+    server.down = True
+
+    def full(spool: Spool, dests: object, rows: object) -> int:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(Spool, "_insert", full)
+    capture(10)
+    wait_for(lambda: lstrace.stats().spooled == 10, "the calls to be held in memory")
+
+    left = _worker.shutdown(timeout=0.2)
+
+    err = capsys.readouterr().err
+    assert left is not None and left.pending == 10
+    (lost,) = [line for line in err.splitlines() if "are lost" in line]
+    assert "10 captured calls" in lost
+    assert "wait in the spool" not in err
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")

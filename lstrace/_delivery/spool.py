@@ -694,6 +694,12 @@ class Spool:
             args = (self.owner,)
         return self._count(f"live:{mine}", sql, args) + len(self._held)
 
+    def held(self) -> tuple[int, int]:
+        """Task rows and trace steps held in memory because the file could not take them
+        (they are sent from there, and lost if the process ends first)."""
+        with self._held_lock:
+            return len(self._held), sum(len(s) for _, _, s in self._held_steps.values())
+
     def count_maybe_sent(self) -> int:
         """This process's live rows whose last import attempt may have reached the server
         (in flight, or failed without an answer); never raises, like :meth:`count`."""

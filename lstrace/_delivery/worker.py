@@ -75,7 +75,9 @@ class Leftover:
 
     delivered: int  # confirmed by Label Studio during the closing flush
     in_spool: int  # this process's tasks left in the spool
-    in_memory: int  # captured calls the spooler could not write before the end
+    # captured calls the spooler could not write before the end, and those (or trace
+    # steps) held in memory because the file could not take them: lost with the process
+    in_memory: int
     spool_path: Path | None  # None: only the in-memory fallback spool held them
     unpaired: int = 0  # pairwise calls without a partner, set aside as the process ended
     # of in_spool: tasks whose import was in flight (or failed without an answer) when the
@@ -320,14 +322,15 @@ class Worker:
                 spool.mark_dead(lonely, "unpaired")
                 self.counters.lost("unpaired", len(lonely))
                 unpaired = len(lonely)
-        in_spool = spool.count(mine=True) if spool is not None else 0
+        # rows and steps the file could not take (disk full) die with the process: lost
+        rows, steps = spool.held() if spool is not None else (0, 0)
+        in_spool = spool.count(mine=True) - rows if spool is not None else 0
         maybe = min(in_spool, spool.count_maybe_sent()) if spool is not None and in_spool else 0
         if spool is not None and stopped:
             spool.release()
         # what is still in memory only if the spooler could not finish: said, not hidden
-        return Leftover(
-            flushed.delivered, in_spool, len(self.queue), self.spool_path, unpaired, maybe
-        )
+        in_memory = len(self.queue) + rows + steps
+        return Leftover(flushed.delivered, in_spool, in_memory, self.spool_path, unpaired, maybe)
 
     def discard(self) -> None:
         """Stop without sending (tests); the spooled rows stay for the next process."""
