@@ -139,6 +139,13 @@ def test_a_spool_that_cannot_grow_keeps_delivering_traces_from_memory(tmp_path: 
     assert report["steps"] == [2], report
 
 
+@contextlib.contextmanager
+def _disk_full_tx(self: Spool) -> Iterator[sqlite3.Connection]:
+    """Stands for ``Spool._tx`` on a full disk: every transaction fails to start."""
+    raise sqlite3.OperationalError("database or disk is full")
+    yield  # pragma: no cover - a generator, like the method it stands for
+
+
 def test_a_trace_that_ends_while_the_disk_is_full_becomes_a_task_held_in_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -151,12 +158,7 @@ def test_a_trace_that_ends_while_the_disk_is_full_becomes_a_task_held_in_memory(
     spool.add_steps([(dest, "root", 1, {"kind": "model", "seq": 1})])
     writes = Spool._tx
 
-    @contextlib.contextmanager
-    def disk_full(self: Spool) -> Iterator[sqlite3.Connection]:
-        raise sqlite3.OperationalError("database or disk is full")
-        yield  # pragma: no cover - a generator, like the method it stands for
-
-    monkeypatch.setattr(Spool, "_tx", disk_full)
+    monkeypatch.setattr(Spool, "_tx", _disk_full_tx)
     assert spool.add_steps([(dest, "root", 2, {"kind": "tool", "seq": 2})]) == 1
     assert [root for _, root, _, _ in spool.open_traces()] == ["root"]
     seen: list[str] = []
@@ -187,12 +189,7 @@ def test_trace_steps_go_to_the_file_again_as_soon_as_it_takes_rows(
     spool = Spool(tmp_path / "spool.sqlite3", "me")
     writes = Spool._tx
 
-    @contextlib.contextmanager
-    def disk_full(self: Spool) -> Iterator[sqlite3.Connection]:
-        raise sqlite3.OperationalError("database or disk is full")
-        yield  # pragma: no cover - a generator, like the method it stands for
-
-    monkeypatch.setattr(Spool, "_tx", disk_full)
+    monkeypatch.setattr(Spool, "_tx", _disk_full_tx)
     assert spool.add([(dest, {"run_id": "held", "prompt": "p"})]) == 1  # held in memory
     monkeypatch.setattr(Spool, "_tx", writes)
     spool._retry_write_at = 0.0  # the next retry is due

@@ -175,7 +175,7 @@ def test_a_batch_is_taken_alike_in_one_json_step_and_row_by_row(
     ids = [r.id for r in spool.take(dest, 10)]
     spool.mark_attempt(ids[:1], maybe_sent=True)
     in_one_step = spool.take(dest, 4)
-    monkeypatch.setattr(spool_module, "_json_in_sqlite", False)
+    monkeypatch.setattr(spool_module._sqlite, "json", False)
     row_by_row = spool.take(dest, 4)
     assert _rows_as_tuples(in_one_step) == _rows_as_tuples(row_by_row)
     assert [r.run_id for r in in_one_step] == ["r0", "r1", "r2", "r4"]
@@ -198,11 +198,11 @@ def test_a_sqlite_without_json_functions_is_read_row_by_row(
         calls.append(where)
         raise sqlite3.OperationalError("no such function: json_group_array")
 
-    monkeypatch.setattr(spool_module, "_json_in_sqlite", True)
+    monkeypatch.setattr(spool_module._sqlite, "json", True)
     monkeypatch.setattr(spool, "_take_listed", no_json)
     assert [r.run_id for r in spool.take(dest, 10)] == ["r0"]
     assert [r.run_id for r in spool.take(dest, 10)] == ["r0"]
-    assert len(calls) == 1 and spool_module._json_in_sqlite is False
+    assert len(calls) == 1 and spool_module._sqlite.json is False
     spool.close()
 
 

@@ -647,13 +647,13 @@ class Spool:
             ]
         where = "owner = ? AND dest = ? AND dead IS NULL ORDER BY id LIMIT ?"
         args = (self.owner, dest.key, limit)
-        if _json_in_sqlite:
+        if _sqlite.json:
             try:
                 return self._take_listed(where, args)
             except sqlite3.OperationalError as exc:  # a SQLite built without JSON functions
                 if "no such function" not in str(exc):
                     raise
-                _json_off()
+                _sqlite.json = False
         rows = self._query(
             f"SELECT id, run_id, body, maybe_sent, created, task FROM tasks WHERE {where}", args
         )
@@ -977,14 +977,16 @@ class Spool:
         return int(self._query("SELECT COUNT(*) FROM trace_steps")[0][0])
 
 
-# SQLite's JSON functions (built in since 3.38, compiled in by most builds before): take()
-# reads a batch through them; a build without them is noticed once and read row by row.
-_json_in_sqlite = True
+class _SQLiteBuild:
+    """What this process's SQLite can do (a holder: module state without ``global``).
+    ``json``: its JSON functions (built in since 3.38, compiled in by most builds before),
+    through which take() reads a batch; a build without them is noticed once and read
+    row by row."""
+
+    json = True
 
 
-def _json_off() -> None:
-    global _json_in_sqlite  # noqa: PLW0603 - one process-wide fact about the SQLite build
-    _json_in_sqlite = False
+_sqlite = _SQLiteBuild()
 
 
 # Held around every use of SQLite in this process, and by fork() (see below), so no
