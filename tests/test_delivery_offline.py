@@ -16,9 +16,11 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import weakref
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langchain_core.language_models import FakeListLLM
@@ -242,3 +244,44 @@ def test_a_dead_childs_rows_are_taken_over_by_the_parents_flush(
         os.waitpid(pid, 0)
     assert result.pending == 0
     assert len(server.run_ids("child")) == 20
+
+
+class _Marker:
+    """Goes into a call's metadata; when the spooler converts the call (the metadata value
+    is written as text), notes how many calls converted before it are still alive."""
+
+    def __init__(self, markers: list[weakref.ref[_Marker]], alive: list[int]) -> None:
+        self._markers, self._alive = markers, alive
+        self._index = len(markers)
+        markers.append(weakref.ref(self))
+
+    def __str__(self) -> str:
+        earlier = self._markers[: self._index]
+        self._alive.append(sum(1 for m in earlier if m() is not None))
+        return "marker"
+
+
+def test_the_spooler_lets_go_of_each_call_once_it_is_converted(
+    server: FakeLabelStudio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk's calls (each holds LangChain's objects) are released one by one as they
+    are converted, not all at the chunk's commit: a chunk of them alive together set off
+    garbage collections that traversed the app's young objects too. The chunk is handed
+    to the spooler's own step directly, so no thread timing is involved."""
+    captured: list[Any] = []
+    monkeypatch.setattr(_worker, "submit", captured.append)
+    markers: list[weakref.ref[_Marker]] = []
+    alive: list[int] = []
+    llm = FakeListLLM(responses=["an answer"])
+    with lstrace.ls_session(project_name="let go", url=URL, api_key=KEY):
+        for i in range(20):
+            llm.invoke(f"question {i}", config={"metadata": {"marker": _Marker(markers, alive)}})
+    monkeypatch.undo()
+    worker = _worker._get()
+    worker.ready.wait(PATIENCE)
+    assert len(captured) == 20
+    worker._store(captured)
+    assert alive == [0] * 20  # no call converted earlier was still held by the spooler
+    assert lstrace.flush(timeout=PATIENCE).pending == 0
+    tasks = [t for p in server.projects.values() if p.title == "let go" for t in p.tasks]
+    assert [t["data"]["metadata"] for t in tasks] == ['{"marker": "marker"}'] * 20

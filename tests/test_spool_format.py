@@ -8,6 +8,7 @@ differs, a bare project_id, a pair). Offline: no key is given, so nothing is sen
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 import uuid
 from pathlib import Path
@@ -220,4 +221,34 @@ def test_a_chunk_is_inserted_in_statements_of_powers_of_two_rows(tmp_path: Path)
     assert [r.run_id for r in spool.take(dest, 1000)] == [f"r{i}" for i in range(201)] + [
         f"s{i}" for i in range(300)
     ]
+    spool.close()
+
+
+def test_built_rows_let_go_of_their_decoded_content(tmp_path: Path) -> None:
+    """Once a row's task is built and encoded, the row no longer holds the decoded
+    content: a batch waits for the import's answer, and thousands of decoded dicts kept
+    alive across it were traversed by every garbage collection of the app meanwhile. The
+    content is still there to read (decoded again from the stored JSON)."""
+    dest = Destination("http://127.0.0.1:1", None, "format", DEFAULT_CONFIGS["chat"], "chat")
+    spool = Spool(tmp_path / "spool.sqlite3", uuid.uuid4().hex)
+    contents = [
+        {
+            "run_id": str(uuid.uuid4()),
+            "prompt": f"q {i}",
+            "dialogue": [{"role": "user", "content": f"q {i}"}],
+            "responses": [f"a {i}"],
+            "model": "m",
+            "metadata": {"i": i},
+        }
+        for i in range(5)
+    ]
+    spool.add([(dest, c) for c in contents])
+    rows = spool.take(dest, 10)
+    own = default_target("chat")
+    assert isinstance(own, Target)
+    units = offline_sender(spool)._units(dest, Project(1, own), rows)
+    assert [u.body for u in units] == [_json.encode(build_task(c, own)) for c in contents]
+    held = [x for x in gc.get_referents(*rows) if isinstance(x, dict)]
+    assert held == []
+    assert [r.content["prompt"] for r in rows] == [c["prompt"] for c in contents]
     spool.close()

@@ -319,8 +319,10 @@ class Sender:
                 if as_stored and row.task is not None:
                     units.append(Unit([row], row.task))
                     continue
-                build = build_trace_task if row.content.get("kind") == "trace" else build_task
-                self._add_unit(units, [row], partial(build, row.content, target))
+                content = row.content
+                build = build_trace_task if content.get("kind") == "trace" else build_task
+                self._add_unit(units, [row], partial(build, content, target))
+                row.drop_content()  # the unit holds the encoded task
         return units
 
     def _built_for(self, dest: Destination) -> Target | None:

@@ -267,6 +267,13 @@ class Row:
             self._content = loads(self._body)
         return self._content
 
+    def drop_content(self) -> None:
+        """Forget the decoded content (read again from the stored JSON if needed): a batch's
+        rows wait for the import's answer, and holding every row's decoded content across
+        it kept thousands of dicts alive for the app's garbage collections to traverse."""
+        if self._body is not None:
+            self._content = None
+
     def __repr__(self) -> str:
         return f"Row(id={self.id}, run_id={self.run_id!r})"
 
@@ -418,6 +425,31 @@ class Spool:
                 refused(content, exc)
                 continue
             dests[dest.key] = dest
+        return self._add_rows(dests, rows, now, refused)
+
+    def add_encoded(
+        self,
+        items: Iterable[tuple[Destination, str, str]],
+        refused: Callable[[dict[str, Any], Exception], None] | None = None,
+    ) -> int:
+        """:meth:`add` for contents already encoded (``(destination, run_id, JSON text)``,
+        the text from :func:`lstrace._json.dumps`): the spooler encodes each call as it
+        converts it and lets go of the call and its content at once."""
+        now = time.time()
+        dests: dict[str, Destination] = {}
+        rows = []
+        for dest, run_id, body in items:
+            rows.append((dest.key, run_id, body, now, self.owner, None))
+            dests[dest.key] = dest
+        return self._add_rows(dests, rows, now, refused)
+
+    def _add_rows(
+        self,
+        dests: dict[str, Destination],
+        rows: list[tuple[Any, ...]],
+        now: float,
+        refused: Callable[[dict[str, Any], Exception], None] | None,
+    ) -> int:
         if not rows:
             return 0
         if self._held and not self._unheld(now):

@@ -21,9 +21,10 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 # Everything the threads run is imported here, on the thread importing lstrace: a thread
 # that imports races an application importing the same module (it sees it half-initialised),
@@ -37,6 +38,7 @@ from lstrace._delivery.sender import Sender
 from lstrace._delivery.spool import Spool, default_path
 from lstrace._delivery.stats import Counters, FlushResult, Loss, Stats
 from lstrace._errors import SpoolFull
+from lstrace._json import dumps
 from lstrace._secrets import Access, redact_url
 
 if TYPE_CHECKING:
@@ -44,6 +46,8 @@ if TYPE_CHECKING:
     from lstrace._options import Destination, Options
 
 logger = logging.getLogger("lstrace")
+
+T = TypeVar("T")
 
 SPOOL_CHUNK = 200  # calls converted and committed per spool transaction
 # At exit the spooler may take this long to write what is still in memory (local work,
@@ -522,33 +526,43 @@ class Worker:
             for dest, n in _traces.store(self._spool, steps, self.counters, self._refused).items():
                 if self._sender is not None:
                     due_sooner |= self._sender.note_spooled(dest, n, time.time())
-        items: list[tuple[Destination, dict[str, Any]]] = []
-        calls_only = [c for c in calls if not isinstance(c, Step)]
-        for call in calls_only:
-            try:
-                content = shape(to_content(call), call.options, self.counters)
-                if content is not None:
-                    items.append((call.options.destination, content))
-            except Exception as exc:
-                logger.exception("lstrace: could not convert the call of run %s", call.run_id)
-                self.counters.lost("convert", detail=type(exc).__name__)
-        self.counters.add("captured", len(calls_only))
-        refused: list[dict[str, Any]] = []
+        refused: set[str] = set()  # run ids of calls that could not be stored
 
         def refuse(content: dict[str, Any], exc: Exception) -> None:
-            refused.append(content)
+            refused.add(str(content.get("run_id")))
             self._refused(content, exc)
 
         # The content alone: the sender builds the task from it when it sends. Storing the
         # import body beside it doubled every row, and SQLite's cost per row (insert, the
         # attempt mark, delete) grows with its size more than building the task costs.
-        added = self._spool.add(items, refused=refuse) if items else 0
+        # Each call is encoded as it is converted and let go of at once (it holds
+        # LangChain's objects, its content a dozen dicts): a chunk of them alive until the
+        # commit set off garbage collections that also traversed the app's young objects.
+        items: list[tuple[Destination, str, str]] = []
+        calls_only = [c for c in calls if not isinstance(c, Step)]
+        calls.clear()
+        captured = len(calls_only)
+        for call in _one_by_one(calls_only):
+            try:
+                content = shape(to_content(call), call.options, self.counters)
+            except Exception as exc:
+                logger.exception("lstrace: could not convert the call of run %s", call.run_id)
+                self.counters.lost("convert", detail=type(exc).__name__)
+                continue
+            if content is None:
+                continue
+            try:
+                run_id = str(content["run_id"])
+                items.append((call.options.destination, run_id, dumps(content)))
+            except Exception as exc:  # a value JSON cannot hold
+                refuse(content, exc)
+        self.counters.add("captured", captured)
+        added = self._spool.add_encoded(items, refused=refuse) if items else 0
         self.counters.add("spooled", added)
         if self._sender is not None:
             # by key: hashing a Destination hashes its whole label config, per call
-            dests = {dest.key: dest for dest, _ in items}
-            gone = {id(c) for c in refused}  # not stored: not waiting either
-            kept = [dest.key for dest, content in items if id(content) not in gone]
+            dests = {dest.key: dest for dest, _, _ in items}
+            kept = [dest.key for dest, run_id, _ in items if run_id not in refused]
             for key, n in Counter(kept).items():
                 due_sooner |= self._sender.note_spooled(dests[key], min(n, added), time.time())
         return due_sooner
@@ -604,6 +618,14 @@ class Worker:
                 exc,
             )
             return Spool(None, self.owner)
+
+
+def _one_by_one(items: list[T]) -> Iterator[T]:
+    """``items`` in order, each let go of by the list as it is handed out (the list is
+    emptied): what was handed out lives only as long as its consumer keeps it."""
+    items.reverse()
+    while items:
+        yield items.pop()
 
 
 # -- the process's worker, used by the handler, the scopes and the public API -----------
