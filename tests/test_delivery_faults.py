@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,9 +49,18 @@ def server() -> FakeLabelStudio:
     return FakeLabelStudio()
 
 
-@pytest.fixture
-def spool(tmp_path: Path) -> Spool:
-    return Spool(tmp_path / "offline.sqlite3", uuid.uuid4().hex)
+class RowPerCall(Spool):
+    """A spool holding each call in a row of its own, as older lstrace versions wrote them
+    (and as pairwise calls still are): the failure handling holds for both layouts."""
+
+    def add(self, items: Iterable[tuple[Destination, dict[str, Any]]], *args: Any) -> int:
+        return sum(super(RowPerCall, self).add([item], *args) for item in items)
+
+
+@pytest.fixture(params=["chunk rows", "a row per call"])
+def spool(tmp_path: Path, request: pytest.FixtureRequest) -> Spool:
+    layout = Spool if request.param == "chunk rows" else RowPerCall
+    return layout(tmp_path / "offline.sqlite3", uuid.uuid4().hex)
 
 
 def make_sender(spool: Spool, server: FakeLabelStudio, **changes: float) -> Sender:

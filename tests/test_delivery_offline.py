@@ -29,7 +29,7 @@ import lstrace
 from lstrace._delivery import worker as _worker
 from lstrace._delivery.spool import Spool
 from tests.fakeclient import KEY, URL, FakeLabelStudio
-from tests.spooled import spooled
+from tests.spooled import live_calls, spooled
 from tests.waiting import PATIENCE, wait_for
 
 CHILD = Path(__file__).resolve().parent / "live" / "child_capture.py"
@@ -134,7 +134,7 @@ def test_exit_flush_prints_one_line_when_tasks_are_left(tmp_path: Path, refused_
     assert len(lines) == 1, err
     assert "20 tasks" in lines[0] and "lstrace sync" in lines[0] and str(spool) in lines[0]
     with sqlite3.connect(spool) as db:
-        assert db.execute("SELECT COUNT(*) FROM tasks WHERE dead IS NULL").fetchone() == (20,)
+        assert live_calls(db) == 20
 
 
 def test_exit_line_says_tasks_are_lost_when_no_spool_file_could_be_opened(

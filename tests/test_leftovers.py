@@ -25,6 +25,7 @@ from lstrace import _process
 from lstrace._delivery import worker as _worker
 from lstrace._delivery.spool import _host
 from lstrace._export.spoolview import look
+from tests.spooled import live_calls
 from tests.waiting import wait_for
 
 ELSEWHERE = "http://127.0.0.1:9"  # the server the earlier process used
@@ -37,7 +38,7 @@ def rows_in(spool: Path) -> int:
         return 0
     try:
         with sqlite3.connect(spool) as db:
-            return int(db.execute("SELECT COUNT(*) FROM tasks WHERE dead IS NULL").fetchone()[0])
+            return live_calls(db)
     except sqlite3.OperationalError:  # the worker is still creating the file's tables
         return 0
 

@@ -27,12 +27,14 @@ from lstrace._delivery.stats import Counters
 from lstrace._delivery.task import build_task
 from lstrace._labelconfig import DEFAULT_CONFIGS, Mode, Target, default_target
 from lstrace._options import Destination
-from tests.spooled import spooled
+from tests.spooled import live_calls, spooled
 
 
 def stored_tasks(path: Path) -> list[bytes | None]:
+    """The import body stored with each call (None for every call of a chunk row)."""
     with sqlite3.connect(path) as db:
-        return [task for (task,) in db.execute("SELECT task FROM tasks ORDER BY id")]
+        tasks = [task for (task,) in db.execute("SELECT task FROM tasks ORDER BY id")]
+        return tasks + [None] * (live_calls(db) - len(tasks))
 
 
 def offline_sender(spool: Spool) -> Sender:
@@ -169,7 +171,8 @@ def test_a_batch_is_taken_alike_in_one_json_step_and_row_by_row(
     dest = Destination("http://127.0.0.1:1", None, "take", DEFAULT_CONFIGS["chat"], "chat")
     spool = Spool(tmp_path / "spool.sqlite3", uuid.uuid4().hex)
     items = [(dest, {"run_id": f"r{i}", "prompt": f"q{i} \u00e9\u6f22 \"'\\"}) for i in range(6)]
-    spool.add(items, [None, b'{"stored":1}', None, None, None, None])
+    for item, task in zip(items, [None, b'{"stored":1}', None, None, None, None], strict=True):
+        spool.add([item], [task])  # a row each, as older versions wrote them
     with sqlite3.connect(tmp_path / "spool.sqlite3") as db:
         db.execute("UPDATE tasks SET body = CAST(body AS BLOB) WHERE run_id = 'r2'")
         db.execute("UPDATE tasks SET owner = 'another' WHERE run_id = 'r3'")
@@ -208,11 +211,12 @@ def test_a_sqlite_without_json_functions_is_read_row_by_row(
 
 
 def test_a_chunk_is_inserted_in_statements_of_powers_of_two_rows(tmp_path: Path) -> None:
-    """Rows go in by statements of 128, 64, ... rows (a few cached statements, not one per
-    chunk size): every row once, in order; a row already there is not counted again."""
+    """Rows of one call (a pairwise destination's) go in by statements of 128, 64, ...
+    rows (a few cached statements, not one per count): every row once, in order; a row
+    already there is not counted again."""
     assert spool_module._insert_parts(200) == [128, 64, 8]
     assert all(sum(spool_module._insert_parts(n)) == n for n in range(1, 600))
-    dest = Destination("http://127.0.0.1:1", None, "parts", DEFAULT_CONFIGS["chat"], "chat")
+    dest = Destination("http://127.0.0.1:1", None, "parts", DEFAULT_CONFIGS["pairwise"], "pairwise")
     spool = Spool(tmp_path / "spool.sqlite3", uuid.uuid4().hex)
     first = [(dest, {"run_id": f"r{i}", "prompt": "q"}) for i in range(201)]
     assert spool.add(first) == 201  # a new destination: in one transaction with it
@@ -252,3 +256,116 @@ def test_built_rows_let_go_of_their_decoded_content(tmp_path: Path) -> None:
     assert held == []
     assert [r.content["prompt"] for r in rows] == [c["prompt"] for c in contents]
     spool.close()
+
+
+def chat_dest(title: str = "format") -> Destination:
+    return Destination("http://127.0.0.1:1", None, title, DEFAULT_CONFIGS["chat"], "chat")
+
+
+def contents_of(n: int) -> list[dict[str, Any]]:
+    return [
+        {"run_id": str(uuid.uuid4()), "prompt": f"q {i}", "responses": [f"a {i}"], "model": "m"}
+        for i in range(n)
+    ]
+
+
+def table_rows(path: Path, table: str) -> int:
+    with sqlite3.connect(path) as db:
+        return int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+def test_the_calls_of_one_pass_for_one_destination_are_one_row(tmp_path: Path) -> None:
+    """The spooler's pass stores its calls for one destination as one chunk row: SQLite's
+    work per row (insert, take, attempt mark, delete) is done once for them all. Each call
+    is still taken, counted and seen on its own, with an id of its own."""
+    dest = chat_dest()
+    path = tmp_path / "spool.sqlite3"
+    spool = Spool(path, uuid.uuid4().hex)
+    contents = contents_of(5)
+    assert spool.add_encoded([(dest, c["run_id"], _json.dumps(c)) for c in contents]) == 5
+    assert (table_rows(path, "chunks"), table_rows(path, "tasks")) == (1, 0)
+    assert (spool.count(), spool.count(mine=True), spool.count_maybe_sent()) == (5, 5, 0)
+    assert spool.backlog()[dest.key][1] == 5
+    assert spool_module.peek(path)[0] == [(dest, 5)]
+    rows = spool.take(dest, 10)
+    assert [r.content for r in rows] == contents
+    assert [r.run_id for r in rows] == [c["run_id"] for c in contents]
+    assert len({r.id for r in rows}) == 5 and not any(r.maybe_sent for r in rows)
+    spool.delete(r.id for r in rows)
+    assert (table_rows(path, "chunks"), spool.count()) == (0, 0)
+    spool.close()
+
+
+def test_calls_leave_a_chunk_row_one_by_one(tmp_path: Path) -> None:
+    """Part of a chunk row taken, marked, delivered or set aside: the rest waits in it with
+    its own marks, and a call set aside moves to a row of its own (``lstrace set-aside``
+    lists it with its content, and can send it again)."""
+    dest = chat_dest()
+    path = tmp_path / "spool.sqlite3"
+    spool = Spool(path, uuid.uuid4().hex)
+    contents = contents_of(6)
+    spool.add([(dest, c) for c in contents])
+    first = spool.take(dest, 3)
+    assert [r.run_id for r in first] == [c["run_id"] for c in contents[:3]]
+    spool.mark_attempt([r.id for r in first], maybe_sent=True)
+    assert spool.count_maybe_sent() == 3
+    spool.delete(r.id for r in first)
+    assert (spool.count(), spool.count_maybe_sent()) == (3, 0)
+
+    rest = spool.take(dest, 10)
+    assert [r.run_id for r in rest] == [c["run_id"] for c in contents[3:]]
+    spool.mark_attempt([r.id for r in rest], maybe_sent=True)
+    spool.mark_attempt([rest[0].id], maybe_sent=False)  # answered: it did not arrive
+    assert [r.maybe_sent for r in spool.take(dest, 10)] == [False, True, True]
+    assert spool.count_maybe_sent() == 2
+
+    spool.mark_dead([rest[1].id], "rejected:400")
+    aside = spool_module.set_aside(path)
+    assert [(a.run_id, a.reason, a.content) for a in aside] == [
+        (contents[4]["run_id"], "rejected:400", contents[4])
+    ]
+    assert (spool.count(), spool.count_dead(), spool.count_maybe_sent()) == (2, 1, 1)
+    assert [r.run_id for r in spool.take(dest, 10)] == [
+        contents[3]["run_id"],
+        contents[5]["run_id"],
+    ]
+
+    spool.delete([rest[0].id, rest[2].id])
+    assert (table_rows(path, "chunks"), spool.count()) == (0, 0)
+    assert spool_module.revive(path, [aside[0].id]) == 1
+    spool.adopt_orphans({dest.url})
+    (again,) = spool.take(dest, 10)
+    assert (again.run_id, again.content) == (contents[4]["run_id"], contents[4])
+    spool.close()
+
+
+def test_pairwise_calls_and_a_lone_call_are_rows_of_their_own(tmp_path: Path) -> None:
+    """A pairwise destination's calls are paired one by one when sent (``lstrace status``
+    counts the unpaired from the rows), and a single call needs no chunk."""
+    path = tmp_path / "spool.sqlite3"
+    spool = Spool(path, uuid.uuid4().hex)
+    pairs = Destination(
+        "http://127.0.0.1:1", None, "pairs", DEFAULT_CONFIGS["pairwise"], "pairwise"
+    )
+    spool.add([(pairs, c) for c in contents_of(4)])
+    spool.add([(chat_dest(), c) for c in contents_of(1)])
+    assert (table_rows(path, "chunks"), table_rows(path, "tasks")) == (0, 5)
+    spool.close()
+
+
+def test_a_chunk_row_of_a_process_that_ended_is_taken_over(tmp_path: Path) -> None:
+    """Rows handed back at a clean shutdown (or left by a process that died) are taken
+    over by the next process, chunk rows as whole, each call counted."""
+    dest = chat_dest()
+    path = tmp_path / "spool.sqlite3"
+    before = Spool(path, uuid.uuid4().hex)
+    contents = contents_of(4)
+    before.add([(dest, c) for c in contents])
+    before.release()
+    before.close()
+    after = Spool(path, uuid.uuid4().hex)
+    assert after.count(mine=True) == 0
+    assert after.waiting_urls() == {dest.url}
+    assert after.adopt_orphans({dest.url}) == 4
+    assert [r.content for r in after.take(dest, 10)] == contents
+    after.close()

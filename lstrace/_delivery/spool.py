@@ -5,6 +5,11 @@ Label Studio confirmed the import. Each row is claimed by one process (its
 ``owner`` token); rows of a process that died are taken over by the next one.
 ``maybe_sent`` marks rows whose last import attempt may have reached the
 server, so the sender checks for them there before sending again.
+
+The calls one spooler pass stores for one destination share one row (``chunks``,
+their text in ``chunk_bodies``): SQLite's work per row is then paid once per chunk.
+Each call still has an id of its own (see ``MEMBER``), is marked, delivered and set
+aside on its own; the chunk row records which of its calls are gone.
 """
 
 from __future__ import annotations
@@ -75,6 +80,27 @@ CREATE TABLE IF NOT EXISTS rechecks (
     failures INTEGER NOT NULL DEFAULT 0,
     owner TEXT
 );
+-- Calls spooled together for one destination (one spooler pass): one row for them all,
+-- so SQLite's work per row (insert, take, attempt mark, delete) is done once per chunk,
+-- not once per call. ``chunk_bodies.body``: the calls' JSON texts joined by U+001E, which
+-- JSON text never holds (control characters are escaped), in a table of its own so that
+-- marking a chunk never rewrites its calls' text; ``gone``: the indexes of the calls
+-- already delivered, comma separated (a call set aside moves to ``tasks``, dead);
+-- ``live``: how many calls still wait; ``sent``: the indexes of the waiting calls whose
+-- last attempt may have reached the server (``tasks.maybe_sent`` for each call). Older
+-- lstrace versions never read this table.
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    dest TEXT NOT NULL,
+    owner TEXT,
+    created REAL NOT NULL,
+    live INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    gone TEXT NOT NULL DEFAULT '',
+    sent TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS chunks_owner ON chunks (owner, dest, id);
+CREATE TABLE IF NOT EXISTS chunk_bodies (id INTEGER PRIMARY KEY, body TEXT NOT NULL);
 """
 
 RECHECK_VERSION = 1  # the layout of rechecks.batch; raise it when a field changes
@@ -95,9 +121,21 @@ def peek(path: Path) -> tuple[list[tuple[Destination, int]], dict[str, int]]:
             "SELECT d.spec, COUNT(*) FROM tasks t JOIN destinations d ON d.key = t.dest"
             " WHERE t.dead IS NULL GROUP BY t.dest ORDER BY MIN(t.id)"
         ).fetchall()
+        try:  # calls spooled together (a file an older lstrace wrote has no such table)
+            chunked = db.execute(
+                "SELECT d.spec, SUM(c.live) FROM chunks c JOIN destinations d ON d.key = c.dest"
+                " GROUP BY c.dest ORDER BY MIN(c.id)"
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
+            chunked = []
     finally:
         db.close()
-    waiting = [(Destination.from_spec(json.loads(spec)), int(n)) for spec, n in rows]
+    counts: dict[str, int] = {}  # by destination, in delivery order
+    for spec, n in rows + chunked:
+        counts[spec] = counts.get(spec, 0) + int(n)
+    waiting = [(Destination.from_spec(json.loads(spec)), n) for spec, n in counts.items()]
     return waiting, {str(why): int(n) for why, n in dead}
 
 
@@ -220,6 +258,27 @@ def default_path() -> Path:
 HELD_MAX_BYTES = 64_000_000  # rows kept in memory while the spool cannot be written
 HELD_RETRY_S = 5.0  # how often writing to the file is tried again meanwhile
 
+# A call in a chunk row (the ``chunks`` table) has an id of its own for the sender:
+# MEMBER + the chunk's id * CHUNK_CALLS + its index in the chunk. Rows of ``tasks`` keep
+# their SQLite ids (far below MEMBER), rows held in memory negative ones.
+MEMBER = 1 << 40
+CHUNK_CALLS = 1 << 16  # calls in one chunk row, at most
+SEPARATOR = "\x1e"  # between the calls' JSON texts in a chunk row's body
+
+
+def _member(i: int) -> tuple[int, int]:
+    """The chunk row and the index in it of the call with id ``i`` (``i >= MEMBER``)."""
+    return divmod(i - MEMBER, CHUNK_CALLS)
+
+
+def _indexes(listed: str) -> set[int]:
+    """A chunk row's ``gone`` or ``sent`` column as a set of indexes."""
+    return {int(k) for k in listed.split(",")} if listed else set()
+
+
+def _listed(indexes: set[int]) -> str:
+    return ",".join(str(k) for k in sorted(indexes))
+
 
 @dataclass
 class _Held:
@@ -236,14 +295,15 @@ class _Held:
 class Row:
     """A spooled task. ``task``: the import body built when the call was spooled, for the
     destination's own label config (None: the sender builds it from ``content``, which is
-    only decoded from the stored JSON when something reads it)."""
+    only decoded from the stored JSON when something reads it). A call of a chunk row is
+    taken without its run id, read from its content when asked for."""
 
-    __slots__ = ("_body", "_content", "created", "id", "maybe_sent", "run_id", "size", "task")
+    __slots__ = ("_body", "_content", "_run_id", "created", "id", "maybe_sent", "size", "task")
 
     def __init__(
         self,
         id: int,
-        run_id: str,
+        run_id: str | None,
         content: dict[str, Any] | None,
         maybe_sent: bool,
         created: float,
@@ -252,13 +312,22 @@ class Row:
         body: str | bytes | None = None,  # the stored JSON, decoded on first use
     ) -> None:
         self.id = id
-        self.run_id = run_id
+        self._run_id = run_id
         self.maybe_sent = maybe_sent
         self.created = created
         self.size = size
         self.task = task
         self._body = body
         self._content = content
+
+    @property
+    def run_id(self) -> str:
+        if self._run_id is None:
+            try:
+                self._run_id = str(self.content["run_id"])
+            except Exception:  # content that cannot be read: building its task sets it aside
+                self._run_id = ""
+        return self._run_id
 
     @property
     def content(self) -> dict[str, Any]:
@@ -383,8 +452,8 @@ class Spool:
         then adopted once this process is gone)."""
         try:
             with self._tx() as db:
-                db.execute("UPDATE tasks SET owner = NULL WHERE owner = ?", (self.owner,))
-                db.execute("UPDATE rechecks SET owner = NULL WHERE owner = ?", (self.owner,))
+                for table in ("tasks", "chunks", "rechecks"):
+                    db.execute(f"UPDATE {table} SET owner = NULL WHERE owner = ?", (self.owner,))
                 db.execute("DELETE FROM owners WHERE token = ?", (self.owner,))
         except sqlite3.Error as exc:
             self._unreadable(exc)
@@ -461,23 +530,30 @@ class Spool:
             return self._hold(dests, rows, refused)
 
     def _insert(self, dests: dict[str, Destination], rows: list[tuple[Any, ...]]) -> int:
+        """Store ``rows`` (``(dest key, run id, JSON, created, owner, task)``) in one
+        transaction: the calls of one destination together as one chunk row, the others
+        (an import body built, a pairwise call) one row each. Returns how many calls."""
         new = {key: dest for key, dest in dests.items() if key not in self._remembered}
-        parts = _insert_parts(len(rows))
-        if not new and len(parts) == 1:  # one statement: a transaction of its own
+        singles, chunks = _chunked(rows, dests)
+        statements = []  # of tasks rows: SQL and values
+        start = 0
+        for size in _insert_parts(len(singles)):
+            part = singles[start : start + size]
+            statements.append((_insert_sql(size), [v for row in part for v in row]))
+            start += size
+        if not new and not chunks and len(statements) == 1:  # a transaction of its own
             with _guard:
                 db = self._db()
                 before = db.total_changes
-                db.execute(_insert_sql(len(rows)), [v for row in rows for v in row])
+                db.execute(*statements[0])
                 return db.total_changes - before
         with self._tx() as db:
             _remember(db, new)
+            added = sum(_store_chunk(db, chunk) for chunk in chunks)
             before = db.total_changes
-            start = 0
-            for size in parts:
-                part = rows[start : start + size]
-                db.execute(_insert_sql(size), [v for row in part for v in row])
-                start += size
-            added = db.total_changes - before
+            for statement in statements:
+                db.execute(*statement)
+            added += db.total_changes - before
         self._remembered.update(new)  # only once committed
         return added
 
@@ -545,22 +621,32 @@ class Spool:
                 HELD_MAX_BYTES // 1_000_000,
             )
 
-    def _split(self, ids: Iterable[int]) -> list[int]:
-        """Forget held rows among ``ids``; returns the others (rows of the file)."""
+    def _split(self, ids: Iterable[int]) -> tuple[list[int], dict[int, set[int]]]:
+        """Forget held rows among ``ids``; returns the others: ids of ``tasks`` rows, and
+        per chunk row the indexes of its calls."""
         rest = []
+        members: dict[int, set[int]] = {}
         for i in ids:
             if i < 0:
                 self._drop_held(i)
+            elif i >= MEMBER:
+                chunk, k = _member(i)
+                members.setdefault(chunk, set()).add(k)
             else:
                 rest.append(i)
-        return rest
+        return rest, members
 
     def delete(self, ids: Iterable[int]) -> None:
         """Forget tasks that Label Studio confirmed."""
-        ids = self._split(ids)
-        if not ids:
+        rows, members = self._split(ids)
+        if not members:
+            if rows:
+                self._write(f"DELETE FROM tasks WHERE id IN ({_id_list(rows)})")
             return
-        self._write(f"DELETE FROM tasks WHERE id IN ({_id_list(ids)})")
+        with self._tx() as db:
+            if rows:
+                db.execute(f"DELETE FROM tasks WHERE id IN ({_id_list(rows)})")
+            _forget_members(db, members)
 
     def mark_attempt(self, ids: Iterable[int], *, maybe_sent: bool) -> None:
         """Record an import attempt and whether it may have reached the server."""
@@ -568,23 +654,38 @@ class Spool:
         for i in ids:
             if i in self._held:
                 self._held[i].maybe_sent = maybe_sent
-        ids = [i for i in ids if i >= 0]
-        if not ids:
+        rows, members = self._split(i for i in ids if i >= 0)
+        mark = "UPDATE tasks SET attempts = attempts + 1, maybe_sent = ?"
+        if rows and not members:
+            self._write(f"{mark} WHERE id IN ({_id_list(rows)})", (int(maybe_sent),))
             return
-        self._write(
-            "UPDATE tasks SET attempts = attempts + 1, maybe_sent = ?"
-            f" WHERE id IN ({_id_list(ids)})",
-            (int(maybe_sent),),
-        )
+        if not members:
+            return
+        with self._tx() as db:
+            if rows:
+                db.execute(f"{mark} WHERE id IN ({_id_list(rows)})", (int(maybe_sent),))
+            found = db.execute(
+                f"SELECT id, sent FROM chunks WHERE id IN ({_id_list(members)})"
+            ).fetchall()
+            for chunk, sent in found:
+                before = _indexes(sent)
+                after = before | members[chunk] if maybe_sent else before - members[chunk]
+                db.execute(
+                    "UPDATE chunks SET attempts = attempts + 1, sent = ? WHERE id = ?",
+                    (_listed(after), chunk),
+                )
 
     def mark_dead(self, ids: Iterable[int], reason: str) -> None:
         """Set aside tasks Label Studio refuses for good; they stay visible in ``status``
-        (held rows, which the file could not take, are only counted by the caller)."""
-        ids = self._split(ids)
-        if not ids:
+        (held rows, which the file could not take, are only counted by the caller). A call
+        of a chunk row moves to a row of its own, where ``lstrace set-aside`` finds it."""
+        rows, members = self._split(ids)
+        if not rows and not members:
             return
         with self._tx() as db:
-            db.executemany("UPDATE tasks SET dead = ? WHERE id = ?", [(reason, i) for i in ids])
+            db.executemany("UPDATE tasks SET dead = ? WHERE id = ?", [(reason, i) for i in rows])
+            if members:
+                _set_aside_members(db, members, reason)
 
     def heartbeat(self) -> None:
         with self._tx() as db:
@@ -605,8 +706,8 @@ class Spool:
                 if token != self.owner and (now - beat > HEARTBEAT_STALE_S or not _alive(pid, host))
             ]
             for token in dead:
-                db.execute("UPDATE tasks SET owner = NULL WHERE owner = ?", (token,))
-                db.execute("UPDATE rechecks SET owner = NULL WHERE owner = ?", (token,))
+                for table in ("tasks", "chunks", "rechecks"):
+                    db.execute(f"UPDATE {table} SET owner = NULL WHERE owner = ?", (token,))
                 db.execute("DELETE FROM owners WHERE token = ?", (token,))
             wanted = [
                 key
@@ -615,17 +716,18 @@ class Spool:
             ]
             taken = 0
             for start in range(0, len(wanted), 500):  # SQLite's bound on query variables
-                chunk = wanted[start : start + 500]
+                keys = wanted[start : start + 500]
+                among = f"owner IS NULL AND dest IN ({','.join('?' * len(keys))})"
+                ((calls,),) = db.execute(
+                    f"SELECT COALESCE(SUM(live), 0) FROM chunks WHERE {among}", keys
+                ).fetchall()
+                taken += int(calls)
+                db.execute(f"UPDATE chunks SET owner = ? WHERE {among}", (self.owner, *keys))
                 taken += db.execute(
-                    "UPDATE tasks SET owner = ? WHERE owner IS NULL"
-                    f" AND dest IN ({','.join('?' * len(chunk))})",
-                    (self.owner, *chunk),
+                    f"UPDATE tasks SET owner = ? WHERE {among}", (self.owner, *keys)
                 ).rowcount
-                db.execute(  # duplicate checks go with the tasks: same server, same key
-                    "UPDATE rechecks SET owner = ? WHERE owner IS NULL"
-                    f" AND dest IN ({','.join('?' * len(chunk))})",
-                    (self.owner, *chunk),
-                )
+                # duplicate checks go with the tasks: same server, same key
+                db.execute(f"UPDATE rechecks SET owner = ? WHERE {among}", (self.owner, *keys))
         return taken
 
     def others_ended(self) -> bool | None:
@@ -642,24 +744,26 @@ class Spool:
     def waiting_urls(self) -> set[str]:
         """Servers that live rows owned by this process, or by nobody, wait for."""
         rows = self._query(
-            "SELECT DISTINCT d.spec FROM tasks t JOIN destinations d ON d.key = t.dest"
-            " WHERE (t.owner = ? OR t.owner IS NULL) AND t.dead IS NULL",
-            (self.owner,),
+            "SELECT DISTINCT d.spec FROM destinations d WHERE d.key IN"
+            " (SELECT dest FROM tasks WHERE (owner = ? OR owner IS NULL) AND dead IS NULL"
+            " UNION SELECT dest FROM chunks WHERE owner = ? OR owner IS NULL)",
+            (self.owner, self.owner),
         )
         held = {h.dest.url for _, h in self._held_rows()}
         return held | {Destination.from_spec(json.loads(spec)).url for (spec,) in rows}
 
     def backlog(self, dest: Destination | None = None) -> dict[str, tuple[Destination, int, float]]:
         """Per destination (or just ``dest``): its live rows owned here, and the oldest's time."""
+        mine = "owner = ?" + (" AND dest = ?" if dest is not None else "")
         sql = (
-            "SELECT d.spec, COUNT(*), MIN(t.created) FROM tasks t"
-            " JOIN destinations d ON d.key = t.dest WHERE t.owner = ? AND t.dead IS NULL"
+            "SELECT d.spec, SUM(n), MIN(created) FROM ("
+            f" SELECT dest, COUNT(*) AS n, MIN(created) AS created FROM tasks WHERE {mine}"
+            " AND dead IS NULL GROUP BY dest UNION ALL"
+            f" SELECT dest, SUM(live), MIN(created) FROM chunks WHERE {mine} GROUP BY dest"
+            ") JOIN destinations d ON d.key = dest GROUP BY dest"
         )
-        args: tuple[Any, ...] = (self.owner,)
-        if dest is not None:
-            sql += " AND t.dest = ?"
-            args += (dest.key,)
-        rows = self._query(sql + " GROUP BY t.dest", args)
+        args: tuple[Any, ...] = (self.owner,) if dest is None else (self.owner, dest.key)
+        rows = self._query(sql, args * 2)
         found = [Destination.from_spec(json.loads(spec)) for spec, _, _ in rows]
         result = {d.key: (d, n, oldest) for d, (_, n, oldest) in zip(found, rows, strict=True)}
         for held in [h for _, h in self._held_rows()]:
@@ -670,13 +774,21 @@ class Spool:
 
     def take(self, dest: Destination, limit: int) -> list[Row]:
         """The oldest rows of a destination owned by this process; rows held in memory
-        (the file could not take them) first, since they are the ones a crash would lose."""
+        (the file could not take them) first, since they are the ones a crash would lose,
+        then rows of one call (older lstrace versions wrote only those), then the calls of
+        chunk rows."""
         held = [(i, h) for i, h in self._held_rows() if h.dest.key == dest.key]
         if held:
             return [
                 Row(i, h.run_id, None, h.maybe_sent, h.created, len(h.body), h.task, h.body)
                 for i, h in sorted(held, reverse=True)[:limit]
             ]
+        rows = self._take_rows(dest, limit)
+        if len(rows) < limit:
+            rows += self._take_members(dest, limit - len(rows))
+        return rows
+
+    def _take_rows(self, dest: Destination, limit: int) -> list[Row]:
         where = "owner = ? AND dest = ? AND dead IS NULL ORDER BY id LIMIT ?"
         args = (self.owner, dest.key, limit)
         if _sqlite.json:
@@ -690,6 +802,37 @@ class Spool:
             f"SELECT id, run_id, body, maybe_sent, created, task FROM tasks WHERE {where}", args
         )
         return [Row(i, r, None, bool(m), c, len(b), t, b) for i, r, b, m, c, t in rows]
+
+    def _take_members(self, dest: Destination, limit: int) -> list[Row]:
+        """Up to ``limit`` calls still waiting in the oldest chunk rows of ``dest``: which
+        rows, from their counts alone, then those rows whole (few: a chunk holds a pass)."""
+        wanted, calls = [], 0
+        for chunk, live in self._query(
+            "SELECT id, live FROM chunks WHERE owner = ? AND dest = ? ORDER BY id LIMIT ?",
+            (self.owner, dest.key, limit),
+        ):
+            if calls >= limit:
+                break
+            wanted.append(chunk)
+            calls += live
+        if not wanted:
+            return []
+        rows: list[Row] = []
+        for chunk, sent, created, gone, body in sorted(
+            self._query(
+                "SELECT c.id, sent, created, gone, body FROM chunks c"
+                f" JOIN chunk_bodies b ON b.id = c.id WHERE c.id IN ({_id_list(wanted)})"
+            )
+        ):
+            skip, maybe = _indexes(gone), _indexes(sent)
+            for k, text in enumerate(body.split(SEPARATOR)):
+                if k in skip:
+                    continue
+                if len(rows) == limit:
+                    return rows
+                i = MEMBER + chunk * CHUNK_CALLS + k
+                rows.append(Row(i, None, None, k in maybe, created, len(text), body=text))
+        return rows
 
     def _take_listed(self, where: str, args: tuple[Any, ...]) -> list[Row]:
         """:meth:`take`'s rows as one JSON array: SQLite hands them over in one step, where
@@ -719,11 +862,12 @@ class Spool:
     def count(self, *, mine: bool = False) -> int:
         """Live rows waiting (all processes, or only this one's). Never raises: when the
         file cannot be read (deleted, locked by another process), the last count read."""
-        sql = "SELECT COUNT(*) FROM tasks WHERE dead IS NULL"
-        args: tuple[Any, ...] = ()
-        if mine:
-            sql += " AND owner = ?"
-            args = (self.owner,)
+        owned = " AND owner = ?" if mine else ""
+        sql = (
+            f"SELECT (SELECT COUNT(*) FROM tasks WHERE dead IS NULL{owned})"
+            f" + (SELECT COALESCE(SUM(live), 0) FROM chunks WHERE 1{owned})"
+        )
+        args: tuple[Any, ...] = (self.owner, self.owner) if mine else ()
         return self._count(f"live:{mine}", sql, args) + len(self._held)
 
     def held(self) -> tuple[int, int]:
@@ -736,8 +880,12 @@ class Spool:
         """This process's live rows whose last import attempt may have reached the server
         (in flight, or failed without an answer); never raises, like :meth:`count`."""
         held = sum(1 for _, h in self._held_rows() if h.maybe_sent)
-        sql = "SELECT COUNT(*) FROM tasks WHERE dead IS NULL AND owner = ? AND maybe_sent = 1"
-        return self._count("maybe_sent", sql, (self.owner,)) + held
+        sql = (  # a chunk row's ``sent``: indexes, comma separated
+            "SELECT (SELECT COUNT(*) FROM tasks WHERE dead IS NULL AND owner = ? AND maybe_sent"
+            " = 1) + (SELECT COALESCE(SUM(length(sent) - length(replace(sent, ',', '')) + 1), 0)"
+            " FROM chunks WHERE owner = ? AND sent != '')"
+        )
+        return self._count("maybe_sent", sql, (self.owner, self.owner)) + held
 
     def count_dead(self) -> int:
         """Set-aside rows (all processes); never raises, like :meth:`count`."""
@@ -1077,6 +1225,91 @@ def _insert_parts(rows: int) -> list[int]:
 def _insert_sql(rows: int) -> str:
     values = ",".join(["(?, ?, ?, ?, ?, ?)"] * rows)
     return f"INSERT OR IGNORE INTO tasks (dest, run_id, body, created, owner, task) VALUES {values}"
+
+
+def _chunked(
+    rows: list[tuple[Any, ...]], dests: dict[str, Destination]
+) -> tuple[list[tuple[Any, ...]], list[list[tuple[Any, ...]]]]:
+    """``rows`` split into those stored one by one and groups of a destination's calls
+    stored as one chunk row each: not a pairwise destination's (paired one by one when
+    sent), not a row with an import body built, not a text holding the separator (no
+    text :func:`lstrace._json.dumps` writes does); a group has two calls at least."""
+    singles: list[tuple[Any, ...]] = []
+    groups: dict[str, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        key, _, body, _, _, task = row
+        if task is None and dests[key].mode != "pairwise" and SEPARATOR not in body:
+            groups.setdefault(key, []).append(row)
+        else:
+            singles.append(row)
+    chunks: list[list[tuple[Any, ...]]] = []
+    for group in groups.values():
+        for i in range(0, len(group), CHUNK_CALLS):
+            piece = group[i : i + CHUNK_CALLS]
+            if len(piece) > 1:
+                chunks.append(piece)
+            else:
+                singles += piece
+    return singles, chunks
+
+
+def _store_chunk(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> int:
+    """One chunk row for ``rows`` (one destination's); returns how many calls it holds."""
+    key, _, _, created, owner, _ = rows[0]
+    chunk = db.execute(
+        "INSERT INTO chunks (dest, owner, created, live) VALUES (?, ?, ?, ?)",
+        (key, owner, created, len(rows)),
+    ).lastrowid
+    body = SEPARATOR.join([row[2] for row in rows])
+    db.execute("INSERT INTO chunk_bodies (id, body) VALUES (?, ?)", (chunk, body))
+    return len(rows)
+
+
+def _forget_members(db: sqlite3.Connection, members: dict[int, set[int]]) -> None:
+    """Mark calls of chunk rows gone (delivered, or moved out); a chunk row whose calls
+    are all gone is deleted."""
+    empty = []
+    for chunk, live, gone, sent in db.execute(
+        f"SELECT id, live, gone, sent FROM chunks WHERE id IN ({_id_list(members)})"
+    ).fetchall():
+        before = _indexes(gone)
+        after = before | members[chunk]
+        left = live - len(after - before)
+        if left <= 0:
+            empty.append(chunk)
+        else:
+            db.execute(
+                "UPDATE chunks SET live = ?, gone = ?, sent = ? WHERE id = ?",
+                (left, _listed(after), _listed(_indexes(sent) - after), chunk),
+            )
+    if empty:
+        db.execute(f"DELETE FROM chunks WHERE id IN ({_id_list(empty)})")
+        db.execute(f"DELETE FROM chunk_bodies WHERE id IN ({_id_list(empty)})")
+
+
+def _set_aside_members(db: sqlite3.Connection, members: dict[int, set[int]], reason: str) -> None:
+    """Move calls of chunk rows to rows of their own in ``tasks``, set aside (dead)."""
+    found = db.execute(
+        "SELECT c.id, dest, owner, created, attempts, gone, sent, body FROM chunks c"
+        f" JOIN chunk_bodies b ON b.id = c.id WHERE c.id IN ({_id_list(members)})"
+    ).fetchall()
+    for chunk, dest, owner, created, attempts, gone, sent, body in found:
+        texts = body.split(SEPARATOR)
+        maybe = _indexes(sent)
+        for k in sorted(members[chunk] - _indexes(gone)):
+            try:
+                run_id = str(loads(texts[k])["run_id"])
+            except Exception:  # a text that cannot be read: named by where it was
+                run_id = f"chunk-{chunk}-{k}"
+            for name in (run_id, f"{run_id}#chunk-{chunk}-{k}"):  # a run id met before
+                moved = db.execute(
+                    "INSERT OR IGNORE INTO tasks (dest, run_id, body, created, owner, attempts,"
+                    " maybe_sent, dead) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (dest, name, texts[k], created, owner, attempts, int(k in maybe), reason),
+                ).rowcount
+                if moved:
+                    break
+    _forget_members(db, members)
 
 
 def _id_list(ids: Iterable[int]) -> str:

@@ -33,6 +33,7 @@ from langchain_core.messages import AIMessage
 import lstrace
 from tests.live.fault_proxy import FaultProxy
 from tests.servers import LIVE_PORT, Server, selected_backends
+from tests.spooled import live_calls
 
 LiveServer = Server  # the name the tier's tests use
 REPO = Path(__file__).resolve().parents[2]
@@ -121,7 +122,7 @@ async def acall(model: GenericFakeChatModel, prompt: Any = "hello") -> str:
 def spool_rows(path: Path) -> int:
     """Live (not dead) rows in the spool file at ``path``, read with plain sqlite3."""
     with sqlite3.connect(path) as db:
-        return int(db.execute("SELECT COUNT(*) FROM tasks WHERE dead IS NULL").fetchone()[0])
+        return live_calls(db)
 
 
 def child(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
