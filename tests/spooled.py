@@ -55,6 +55,12 @@ def live_calls(db: sqlite3.Connection) -> int:
     return len(stored_bodies(db))
 
 
+def held_calls(db: sqlite3.Connection) -> int:
+    """Every call the spool file holds: waiting, and set aside (dead)."""
+    (dead,) = db.execute("SELECT COUNT(*) FROM tasks WHERE dead IS NOT NULL").fetchone()
+    return live_calls(db) + int(dead)
+
+
 def settle(captured: int, *, timeout: float = 60.0) -> lstrace.Stats:
     """Stats once the sender has processed ``captured`` calls (kept or dropped)."""
     deadline = time.time() + timeout

@@ -26,7 +26,7 @@ from lstrace._delivery import worker as _worker
 from lstrace._delivery.spool import Spool
 from lstrace._labelconfig import DEFAULT_CONFIGS
 from lstrace._options import Destination
-from tests.spooled import live_calls, settle, spooled
+from tests.spooled import held_calls, settle, spooled
 from tests.waiting import eventually
 
 T = TypeVar("T")
@@ -248,7 +248,7 @@ def test_a_child_of_every_start_method_runs_the_exit_flush(tmp_path: Path, metho
     assert child.returncode == 0, child.stderr[-3000:]
     assert "Traceback" not in child.stderr, child.stderr[-3000:]
     with contextlib.closing(sqlite3.connect(spool)) as db:
-        left = live_calls(db)
+        left = held_calls(db)
     assert left == 0, f"{left} rows left in the spool; stderr: {child.stderr[-2000:]}"
 
 

@@ -23,7 +23,7 @@ from langchain_core.language_models import FakeListLLM
 import lstrace
 from lstrace._delivery import worker as _worker
 from tests.live.conftest import REPO, LiveServer
-from tests.spooled import live_calls
+from tests.spooled import held_calls
 
 pytestmark = pytest.mark.live
 
@@ -149,4 +149,4 @@ def test_children_of_every_start_method_deliver_what_they_captured(
     assert child.returncode == 0, child.stderr[-3000:]
     assert sqlite_server.task_count(title) == 200, child.stderr[-3000:]
     with contextlib.closing(sqlite3.connect(spool)) as db:
-        assert live_calls(db) == 0
+        assert held_calls(db) == 0
