@@ -3,8 +3,8 @@
 
 ``bench_delivery.py`` reports lstrace's own CPU per call as the process CPU of a block of
 calls minus the floor's (a do-nothing handler). Measured one at a time,
-``profile_stages.py``'s stages add up to about 30 us; inside a block the same work costs
-about twice that. This script shows where the difference goes, by running the same
+``profile_stages.py``'s stages add up to about 18 us; inside a block the same work costs
+about twice that or more. This script shows where the difference goes, by running the same
 fake chat-model calls with more and more of lstrace's path behind them, interleaved in
 rounds::
 
@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_backends import percentile
 from bench_delivery import TOKEN, _NoopHandler, fake_model
 
 DEAD_URL = "http://127.0.0.1:18119"  # nothing listens there
@@ -91,7 +92,7 @@ class Variant:
     name: str
     scope: Callable[[], contextlib.AbstractContextManager[Any]]
     drain: Callable[[], None] = lambda: None
-    lat: list[int] = field(default_factory=list)
+    lat: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
     caller: list[float] = field(default_factory=list)
 
@@ -235,8 +236,7 @@ def run(url: str | None, token: str, rounds: int, block: int) -> list[Variant]:
 def report(found: list[Variant], pin: str) -> None:
     floor = found[0]
     f_cpu, f_caller = statistics.median(floor.cpu), statistics.median(floor.caller)
-    f_lat = sorted(floor.lat)
-    f_med, f_p99 = f_lat[len(f_lat) // 2], f_lat[round(0.99 * (len(f_lat) - 1))]
+    f_med, f_p99 = percentile(floor.lat, 0.5), percentile(floor.lat, 0.99)
     print(
         f"CPU per call (us; median of rounds), caller latency; {pin}; load {os.getloadavg()[0]:.2f}"
     )
@@ -244,8 +244,7 @@ def report(found: list[Variant], pin: str) -> None:
     print(head + f" {'median':>7} {'p99':>7} {'p99/floor':>9}")
     for v in found:
         cpu, caller = statistics.median(v.cpu), statistics.median(v.caller)
-        lat = sorted(v.lat)
-        med, p99 = lat[len(lat) // 2] / 1000, lat[round(0.99 * (len(lat) - 1))] / 1000
+        med, p99 = percentile(v.lat, 0.5) / 1000, percentile(v.lat, 0.99) / 1000
         print(
             f"{v.name:34} {cpu:6.1f} {cpu - f_cpu:+7.1f} {caller:7.1f} {caller - f_caller:+7.1f}"
             f" {cpu - caller:7.1f} {med:7.0f} {p99:7.0f} {p99 / (f_p99 / 1000):8.2f}x"
