@@ -9,7 +9,9 @@ differs, a bare project_id, a pair). Offline: no key is given, so nothing is sen
 from __future__ import annotations
 
 import gc
+import itertools
 import sqlite3
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -369,3 +371,22 @@ def test_a_chunk_row_of_a_process_that_ended_is_taken_over(tmp_path: Path) -> No
     assert after.adopt_orphans({dest.url}) == 4
     assert [r.content for r in after.take(dest, 10)] == contents
     after.close()
+
+
+def test_calls_are_taken_in_the_order_they_were_spooled_whatever_their_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk row spooled before a row of one call is taken first: a retry after an
+    ambiguous attempt takes the same batch again (a newer row first split it, one more
+    import request)."""
+    dest = chat_dest()
+    spool = Spool(None, uuid.uuid4().hex)
+    clock = itertools.count(1000.0)  # each spooling a second later
+    monkeypatch.setattr(time, "time", lambda: next(clock))
+    older, newer = contents_of(3), contents_of(1)
+    spool.add([(dest, c) for c in older])
+    spool.add([(dest, c) for c in newer])
+    monkeypatch.undo()
+    assert [r.run_id for r in spool.take(dest, 3)] == [c["run_id"] for c in older]
+    assert [r.run_id for r in spool.take(dest, 10)] == [c["run_id"] for c in older + newer]
+    spool.close()

@@ -775,18 +775,16 @@ class Spool:
     def take(self, dest: Destination, limit: int) -> list[Row]:
         """The oldest rows of a destination owned by this process; rows held in memory
         (the file could not take them) first, since they are the ones a crash would lose,
-        then rows of one call (older lstrace versions wrote only those), then the calls of
-        chunk rows."""
+        then the oldest calls of rows of one call and of chunk rows alike, in the order they
+        were spooled (a retry takes the batch an ambiguous attempt sent, not a newer one)."""
         held = [(i, h) for i, h in self._held_rows() if h.dest.key == dest.key]
         if held:
             return [
                 Row(i, h.run_id, None, h.maybe_sent, h.created, len(h.body), h.task, h.body)
                 for i, h in sorted(held, reverse=True)[:limit]
             ]
-        rows = self._take_rows(dest, limit)
-        if len(rows) < limit:
-            rows += self._take_members(dest, limit - len(rows))
-        return rows
+        rows = self._take_rows(dest, limit) + self._take_members(dest, limit)
+        return sorted(rows, key=lambda row: row.created)[:limit]  # stable: by id within
 
     def _take_rows(self, dest: Destination, limit: int) -> list[Row]:
         where = "owner = ? AND dest = ? AND dead IS NULL ORDER BY id LIMIT ?"
