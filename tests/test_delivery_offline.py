@@ -10,6 +10,7 @@ same against a real Label Studio (``tests/live/test_outages.py``).
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
@@ -23,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from langchain_core.language_models import FakeListLLM
+from langchain_core.language_models import FakeListLLM, GenericFakeChatModel
+from langchain_core.messages import AIMessage, HumanMessage
 
 import lstrace
+from lstrace._capture import record as _record
 from lstrace._delivery import worker as _worker
 from lstrace._delivery.spool import Spool
 from tests.fakeclient import KEY, URL, FakeLabelStudio
@@ -264,10 +267,11 @@ class _Marker:
 def test_the_spooler_lets_go_of_each_call_once_it_is_converted(
     server: FakeLabelStudio, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A chunk's calls (each holds LangChain's objects) are released one by one as they
-    are converted, not all at the chunk's commit: a chunk of them alive together set off
-    garbage collections that traversed the app's young objects too. The chunk is handed
-    to the spooler's own step directly, so no thread timing is involved."""
+    """A call's references to LangChain's objects are let go of as it is converted (on the
+    caller's thread as its run ends), not held until the spooler's commit: a chunk of them
+    alive together set off garbage collections that traversed the app's young objects
+    too. The chunk is handed to the spooler's own step directly, so no thread timing is
+    involved."""
     captured: list[Any] = []
     monkeypatch.setattr(_worker, "submit", captured.append)
     markers: list[weakref.ref[_Marker]] = []
@@ -285,3 +289,43 @@ def test_the_spooler_lets_go_of_each_call_once_it_is_converted(
     assert lstrace.flush(timeout=PATIENCE).pending == 0
     tasks = [t for p in server.projects.values() if p.title == "let go" for t in p.tasks]
     assert [t["data"]["metadata"] for t in tasks] == ['{"marker": "marker"}'] * 20
+
+
+def test_a_call_is_sent_as_it_ended_whatever_the_app_changes_afterwards(
+    server: FakeLabelStudio,
+) -> None:
+    """The conversation and the reply are read as the run ends, on the caller's thread: an
+    app that edits a message it passed, or the reply it got, after the call (a chat loop
+    that keeps its history does) changes nothing in the task. Read later by the spooler,
+    the task showed the edited texts."""
+    chat = GenericFakeChatModel(messages=iter([AIMessage("the reply")]))
+    history: list[Any] = [HumanMessage("the question")]
+    with lstrace.ls_session(project_name="as it ended", url=URL, api_key=KEY, mode="chat"):
+        reply = chat.invoke(history)
+        history[0].content = "an edited question"
+        reply.content = "an edited reply"
+        history.append(reply)
+    assert lstrace.flush(timeout=PATIENCE).pending == 0
+    [task] = [t for p in server.projects.values() if p.title == "as it ended" for t in p.tasks]
+    text = json.dumps(task)
+    assert "the question" in text and "the reply" in text
+    assert "edited" not in text
+
+
+def test_a_call_the_caller_could_not_read_is_converted_by_the_spooler(
+    server: FakeLabelStudio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When reading the conversation and reply as the run ends fails on the caller's
+    thread, the call keeps what LangChain passed and the spooler converts it from that:
+    delivered, nothing lost."""
+    monkeypatch.setattr(_record, "_snapshot", broken)  # the caller's reading only
+    capture(3, project="converted later")
+    assert lstrace.flush(timeout=PATIENCE).pending == 0
+    stats = lstrace.stats()
+    assert (stats.captured, stats.failed, stats.delivered) == (3, 0, 3)
+    tasks = [t for p in server.projects.values() if p.title == "converted later" for t in p.tasks]
+    assert sorted(t["data"]["prompt"] for t in tasks) == [f"question {i}" for i in range(3)]
+
+
+def broken(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("lstrace bug injected by the test")

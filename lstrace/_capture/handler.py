@@ -7,7 +7,10 @@ share one table of pending runs, the deepest scope wins, and the first
 ``on_llm_end`` hands the call off exactly once.
 
 Host-app contract: nothing here raises into LangChain and nothing here does
-I/O; the hand-off is an O(1) append. The body of every callback method below
+I/O. As a run ends, what the app can still change (its conversation and the
+reply) is read into plain values (``record.settle``, a few us: the task is the
+call as it ended) and the call is handed off with an O(1) append. The body of
+every callback method below
 is a ``try`` whose ``except Exception`` hands over to one of the :class:`Guard`
 objects: an exception from lstrace's own code is swallowed, logged with its
 traceback the first time for each kind of callback (then at DEBUG) and, when it
@@ -31,7 +34,7 @@ from langchain_core.outputs import LLMResult
 
 from lstrace._capture import sampling as _sampling
 from lstrace._capture import trace_record as _trace
-from lstrace._capture.record import CapturedCall
+from lstrace._capture.record import CapturedCall, settle
 from lstrace._delivery import worker as _worker
 
 if TYPE_CHECKING:
@@ -162,6 +165,7 @@ class ScopeHandler(BaseCallbackHandler):
             if call is not None:
                 call.ended_perf = time.perf_counter()
                 call.response = response
+                settle(call)
                 _worker.submit(call)
         except Exception:
             _LLM_END.swallow()
@@ -172,6 +176,7 @@ class ScopeHandler(BaseCallbackHandler):
             if call is not None and call.options.capture_errors:
                 call.ended_perf = time.perf_counter()
                 call.error = error
+                settle(call)
                 _worker.submit(call)
         except Exception:
             _LLM_ERROR.swallow()

@@ -1,8 +1,10 @@
 """The captured call: the small record the LLM callback hands off, and its content.
 
-The hot path only builds a :class:`CapturedCall` holding references to what
-LangChain passed. :func:`to_content` turns it into a plain, JSON-ready dict on
-the background sender; that dict is what the spool stores.
+The start of a run builds a :class:`CapturedCall` holding references to what
+LangChain passed. When the run ends, :func:`settle` reads on the caller's thread what
+the app can still change (the conversation and the reply) and lets go of those
+objects; the background spooler turns the rest into its content (a plain, JSON-ready
+dict, :func:`to_content`), which is what the spool stores.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from lstrace._capture.messages import (
 )
 from lstrace._options import Options
 
+# the responses' texts, the first one's tool structure, the served model, the usage
+_Read = tuple[list[str], dict[str, Any] | None, str | None, dict[str, int]]
+
 
 @dataclass(slots=True)
 class CapturedCall:
@@ -51,13 +56,47 @@ class CapturedCall:
     # (depth, sequence) of the scope that holds the call: the deepest wins, and pairwise
     # calls pair within one scope instance
     rank: tuple[int, int] = (0, 0)
+    # what settle read as the run ended: the conversation (chat models) and the result
+    dialogue: list[dict[str, Any]] | None = None
+    result: _Read | None = None
+
+
+def settle(call: CapturedCall) -> None:
+    """Read what the app can still change once the call has returned, on the caller's
+    thread, and drop the references to it; never raises.
+
+    The conversation's messages and the reply are the app's own objects: a chat loop
+    keeps them in its history and may edit them, and read later by the spooler the task
+    showed the edited text. Reading them here makes the task a snapshot of the call as
+    it ended, for about 4 us of the caller's CPU on the benchmark machine (the whole
+    conversion costs 11), and lets LangChain's messages and result die with the call
+    rather than age in the queue into older garbage-collector generations.
+    The rest of the conversion (metadata, model name, timestamps: LangChain's own
+    per-run values, or immutable) stays on the spooler, off the caller's thread. A call
+    that fails to be read here keeps its references: the spooler converts it from them
+    and reports the failure there.
+    """
+    try:
+        dialogue, result = _snapshot(call)
+    except Exception:
+        return
+    call.dialogue, call.result = dialogue, result
+    call.messages = call.response = None
+
+
+def _snapshot(call: CapturedCall) -> tuple[list[dict[str, Any]] | None, _Read]:
+    dialogue = to_dialogue(call.messages) if call.messages is not None else None
+    return dialogue, _read_result(call.response)
 
 
 def to_content(call: CapturedCall) -> dict[str, Any]:
     """The call as a JSON-ready dict, independent of any label config."""
-    dialogue = to_dialogue(call.messages) if call.messages is not None else None
+    dialogue = call.dialogue
+    if dialogue is None and call.messages is not None:
+        dialogue = to_dialogue(call.messages)
     prompt = call.prompt if call.prompt is not None else dialogue_as_text(dialogue or [])
-    responses, response_message, served, usage = _read_result(call.response)
+    read = call.result if call.result is not None else _read_result(call.response)
+    responses, response_message, served, usage = read
     metadata = _metadata(call)
     requested = model_name(call)
     return {
@@ -69,7 +108,7 @@ def to_content(call: CapturedCall) -> dict[str, Any]:
         "response_message": response_message,
         "model": served or requested,
         "requested_model": requested,
-        "run_type": "llm" if call.messages is None else "chat_model",
+        "run_type": "llm" if dialogue is None else "chat_model",
         "tags": _tags(call),
         "metadata": metadata,
         "pair_group": _pair_group(call, prompt, responses, metadata),
@@ -126,9 +165,7 @@ def model_name(call: CapturedCall) -> str:
     return call.name or params.get("_type") or "unknown-model"
 
 
-def _read_result(
-    result: LLMResult | None,
-) -> tuple[list[str], dict[str, Any] | None, str | None, dict[str, int]]:
+def _read_result(result: LLMResult | None) -> _Read:
     """In one pass over the generations: the response texts, the first generation's tool
     structure (OpenAI layout) if it calls tools, the model the provider says answered, and
     the token usage.

@@ -1,7 +1,8 @@
 """The background worker: the hand-off queue, the threads that spool and send, flush and exit.
 
-Modelled on sentry-python's worker: capture on the hot path is an O(1)
-``deque.append``; one daemon thread per process drains the queue into the
+Modelled on sentry-python's worker: the hand-off on the hot path is an O(1)
+``deque.append`` of the call (its conversation and reply already read, as the run
+ended); one daemon thread per process drains the queue into the
 spool (within ``spool_interval``), another has the :class:`Sender` deliver. A full
 queue sends records straight to the spool from the caller's thread, never
 drops them. After ``fork()`` the child starts its own worker and spool owner;
@@ -535,9 +536,10 @@ class Worker:
         # The content alone: the sender builds the task from it when it sends. Storing the
         # import body beside it doubled every row, and SQLite's cost per row (insert, the
         # attempt mark, delete) grows with its size more than building the task costs.
-        # Each call is encoded as it is converted and let go of at once (it holds
-        # LangChain's objects, its content a dozen dicts): a chunk of them alive until the
-        # commit set off garbage collections that also traversed the app's young objects.
+        # Each call is converted (from the conversation and reply record.settle read as
+        # its run ended), encoded and let go of at once (its content is a dozen dicts): a
+        # chunk of them alive until the commit set off garbage collections that also
+        # traversed the app's young objects.
         items: list[tuple[Destination, str, str]] = []
         calls_only = [c for c in calls if not isinstance(c, Step)]
         calls.clear()
