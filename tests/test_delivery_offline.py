@@ -17,6 +17,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 import weakref
 from collections import Counter
 from collections.abc import Iterator
@@ -267,11 +268,10 @@ class _Marker:
 def test_the_spooler_lets_go_of_each_call_once_it_is_converted(
     server: FakeLabelStudio, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A call's references to LangChain's objects are let go of as it is converted (on the
-    caller's thread as its run ends), not held until the spooler's commit: a chunk of them
-    alive together set off garbage collections that traversed the app's young objects
-    too. The chunk is handed to the spooler's own step directly, so no thread timing is
-    involved."""
+    """A chunk's calls (each holds LangChain's objects) are released one by one as they
+    are converted, not all at the chunk's commit: a chunk of them alive together set off
+    garbage collections that traversed the app's young objects too. The chunk is handed
+    to the spooler's own step directly, so no thread timing is involved."""
     captured: list[Any] = []
     monkeypatch.setattr(_worker, "submit", captured.append)
     markers: list[weakref.ref[_Marker]] = []
@@ -318,14 +318,18 @@ def test_a_call_the_caller_could_not_read_is_converted_by_the_spooler(
     """When reading the conversation and reply as the run ends fails on the caller's
     thread, the call keeps what LangChain passed and the spooler converts it from that:
     delivered, nothing lost."""
-    monkeypatch.setattr(_record, "_snapshot", broken)  # the caller's reading only
+    read = _record._snapshot
+
+    def broken_on_the_caller(call: Any) -> Any:
+        if threading.current_thread() is threading.main_thread():
+            raise RuntimeError("lstrace bug injected by the test")
+        return read(call)
+
+    monkeypatch.setattr(_record, "_snapshot", broken_on_the_caller)
     capture(3, project="converted later")
     assert lstrace.flush(timeout=PATIENCE).pending == 0
     stats = lstrace.stats()
     assert (stats.captured, stats.failed, stats.delivered) == (3, 0, 3)
     tasks = [t for p in server.projects.values() if p.title == "converted later" for t in p.tasks]
     assert sorted(t["data"]["prompt"] for t in tasks) == [f"question {i}" for i in range(3)]
-
-
-def broken(*args: Any, **kwargs: Any) -> Any:
-    raise RuntimeError("lstrace bug injected by the test")
+    assert all("an answer" in json.dumps(t["predictions"]) for t in tasks)  # the reply too

@@ -10,11 +10,10 @@ Host-app contract: nothing here raises into LangChain and nothing here does
 I/O. As a run ends, what the app can still change (its conversation and the
 reply) is read into plain values (``record.settle``, a few us: the task is the
 call as it ended) and the call is handed off with an O(1) append. The body of
-every callback method below
-is a ``try`` whose ``except Exception`` hands over to one of the :class:`Guard`
-objects: an exception from lstrace's own code is swallowed, logged with its
-traceback the first time for each kind of callback (then at DEBUG) and, when it
-costs the call (the LLM run callbacks), counted in
+every callback method below is a ``try`` whose ``except Exception`` hands over
+to one of the :class:`Guard` objects: an exception from lstrace's own code is
+swallowed, logged with its traceback the first time for each kind of callback
+(then at DEBUG) and, when it costs the call (the LLM run callbacks), counted in
 ``stats().dropped_by_reason["capture_error"]``. The ``ignore_*`` properties
 only read the scope's options.
 """

@@ -91,11 +91,9 @@ def _snapshot(call: CapturedCall) -> tuple[list[dict[str, Any]] | None, _Read]:
 
 def to_content(call: CapturedCall) -> dict[str, Any]:
     """The call as a JSON-ready dict, independent of any label config."""
-    dialogue = call.dialogue
-    if dialogue is None and call.messages is not None:
-        dialogue = to_dialogue(call.messages)
+    # settle read both as the run ended; a call it did not settle is read now
+    dialogue, read = (call.dialogue, call.result) if call.result is not None else _snapshot(call)
     prompt = call.prompt if call.prompt is not None else dialogue_as_text(dialogue or [])
-    read = call.result if call.result is not None else _read_result(call.response)
     responses, response_message, served, usage = read
     metadata = _metadata(call)
     requested = model_name(call)
